@@ -1,0 +1,1 @@
+"""Subcommands of ``cliprl`` (see :mod:`napari_cliprl.cli`)."""
