@@ -41,9 +41,7 @@ def ensure_torchvision_ops() -> None:
         return
     lib = torch.library.Library("torchvision", "FRAGMENT")
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.define(
-        "qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor"
-    )
+    lib.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
     _TORCHVISION_FRAGMENT = lib
 
 
