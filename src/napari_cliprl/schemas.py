@@ -33,6 +33,21 @@ class LabelClass:
     prompts: tuple[str, ...] = ()  # names/synonyms for the CLIP text encoder
     value: int | None = None  # pixel value in single-channel encodings (None: the id)
 
+    def __post_init__(self) -> None:
+        # Accept lists and numpy integers (e.g. a colour read from an image or JSON) and keep
+        # the class hashable; anything else is left for LabelSchema to report by field.
+        color = self.color
+        if isinstance(color, Iterable) and not isinstance(color, str):
+            color = tuple(color)
+            if all(_is_int(v) for v in color):
+                color = tuple(int(v) for v in color)
+            object.__setattr__(self, "color", color)
+        prompts = (self.prompts,) if isinstance(self.prompts, str) else tuple(self.prompts)
+        object.__setattr__(self, "prompts", prompts)
+        for key in ("id", "value"):
+            if _is_int(getattr(self, key)):
+                object.__setattr__(self, key, int(getattr(self, key)))
+
     @property
     def prompt_names(self) -> tuple[str, ...]:
         return self.prompts or (self.name.replace("-", " ").replace("_", " "),)
@@ -182,6 +197,20 @@ class LabelSchema:
         return _schema_from_dict(data, str(path))
 
 
+def _is_int(value: Any) -> bool:
+    """True for python and numpy integers, not for bools."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_rgb(color: Any) -> bool:
+    """True for a tuple of 3 integers in 0..255."""
+    return (
+        isinstance(color, tuple)
+        and len(color) == 3
+        and all(_is_int(v) and 0 <= v <= 255 for v in color)
+    )
+
+
 def _norm(name: str) -> str:
     return name.lower().replace("_", "-").replace(" ", "-")
 
@@ -193,30 +222,52 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 def _validate(schema: LabelSchema) -> None:
     where = f"schema {schema.name!r}"
-    if not schema.name:
+    if not isinstance(schema.name, str) or not schema.name:
         raise SchemaError("schema: field 'name' must be a non-empty string")
     if len(schema.classes) < 2:
         raise SchemaError(f"{where}: field 'classes' needs at least 2 classes")
     if len(schema.classes) > 255:
         raise SchemaError(f"{where}: field 'classes' has more than 255 classes")
     if schema.encoding not in ENCODINGS:
-        raise SchemaError(f"{where}: field 'encoding' must be one of {ENCODINGS}")
-    if [c.id for c in schema.classes] != list(range(len(schema.classes))):
-        raise SchemaError(f"{where}: field 'classes[].id' must be 0, 1, ..., K-1 in order")
-    if not 0 <= schema.ignore_index <= 255 or schema.ignore_index < len(schema.classes):
-        raise SchemaError(f"{where}: field 'ignore_index' must be in [K, 255]")
+        raise SchemaError(
+            f"{where}: field 'encoding' must be one of {ENCODINGS}, got {schema.encoding!r}"
+        )
+    ids = [c.id for c in schema.classes]
+    if ids != list(range(len(schema.classes))):
+        raise SchemaError(
+            f"{where}: field 'classes[].id' must be 0, 1, ..., K-1 in order, got {ids}"
+        )
+    if not _is_int(schema.ignore_index) or not len(schema.classes) <= schema.ignore_index <= 255:
+        raise SchemaError(
+            f"{where}: field 'ignore_index' must be an integer in [K={len(schema.classes)}, 255], "
+            f"got {schema.ignore_index!r}"
+        )
     for c in schema.classes:
-        if len(c.color) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c.color):
-            raise SchemaError(f"{where}: field 'classes[{c.id}].color' must be 3 ints in 0..255")
-    colours = [c.color for c in schema.classes]
-    if len(set(colours)) != len(colours):
-        raise SchemaError(f"{where}: field 'classes[].color' has duplicate colours")
-    names = [_norm(c.name) for c in schema.classes]
-    if len(set(names)) != len(names) or not all(names):
-        raise SchemaError(f"{where}: field 'classes[].name' must be unique and non-empty")
+        if not _is_rgb(c.color):
+            raise SchemaError(
+                f"{where}: field 'classes[{c.id}].color' must be 3 ints in 0..255, got {c.color!r}"
+            )
+    _check_unique(where, "color", [c.color for c in schema.classes], schema)
+    if not all(isinstance(c.name, str) and c.name.strip() for c in schema.classes):
+        raise SchemaError(f"{where}: field 'classes[].name' must be non-empty strings")
+    _check_unique(where, "name", [_norm(c.name) for c in schema.classes], schema)
     values = [c.pixel_value for c in schema.classes]
-    if len(set(values)) != len(values) or not all(0 <= v <= 255 for v in values):
-        raise SchemaError(f"{where}: field 'classes[].value' must be unique values in 0..255")
+    if not all(_is_int(v) and 0 <= v <= 255 for v in values):
+        raise SchemaError(f"{where}: field 'classes[].value' must be integers in 0..255: {values}")
+    _check_unique(where, "value", values, schema)
+
+
+def _check_unique(where: str, key: str, items: list[Any], schema: LabelSchema) -> None:
+    """SchemaError naming the first repeated ``classes[].key`` and the classes sharing it."""
+    seen: dict[Any, int] = {}
+    for i, item in enumerate(items):
+        if item in seen:
+            a, b = schema.classes[seen[item]], schema.classes[i]
+            raise SchemaError(
+                f"{where}: field 'classes[].{key}' must be unique: classes {a.id} ({a.name!r}) "
+                f"and {b.id} ({b.name!r}) share {item!r}"
+            )
+        seen[item] = i
 
 
 def _schema_from_dict(data: Any, source: str) -> LabelSchema:
@@ -225,8 +276,15 @@ def _schema_from_dict(data: Any, source: str) -> LabelSchema:
     for key in ("name", "classes"):
         if key not in data:
             raise SchemaError(f"{source}: missing field {key!r}")
+    if not isinstance(data["name"], str) or not data["name"]:
+        raise SchemaError(f"{source}: field 'name' must be a non-empty string")
     if not isinstance(data["classes"], list):
         raise SchemaError(f"{source}: field 'classes' must be a list")
+    ignore_index = data.get("ignore_index", IGNORE_INDEX)
+    if not _is_int(ignore_index):
+        raise SchemaError(
+            f"{source}: field 'ignore_index' must be an integer, got {ignore_index!r}"
+        )
     classes = []
     for i, item in enumerate(data["classes"]):
         if not isinstance(item, dict):
@@ -241,7 +299,7 @@ def _schema_from_dict(data: Any, source: str) -> LabelSchema:
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
             raise SchemaError(f"{source}: field 'classes[{i}].prompts' must be a list of strings")
         value = item.get("value")
-        if value is not None and not isinstance(value, int):
+        if value is not None and not _is_int(value):
             raise SchemaError(f"{source}: field 'classes[{i}].value' must be an integer")
         if not isinstance(item["name"], str):
             raise SchemaError(f"{source}: field 'classes[{i}].name' must be a string")
@@ -253,10 +311,10 @@ def _schema_from_dict(data: Any, source: str) -> LabelSchema:
         )
     try:
         return LabelSchema(
-            name=str(data["name"]),
+            name=data["name"],
             classes=tuple(classes),
             encoding=data.get("encoding", "rgb"),
-            ignore_index=int(data.get("ignore_index", IGNORE_INDEX)),
+            ignore_index=int(ignore_index),
             description=str(data.get("description", "")),
         )
     except SchemaError as e:
