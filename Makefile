@@ -4,9 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 # Use a virtual screen for napari when there is no display.
-XVFB   := $(if $(DISPLAY),,$(shell command -v xvfb-run >/dev/null 2>&1 && echo xvfb-run -a -s "-screen 0 1600x1000x24"))
+XVFB   := $(if $(DISPLAY),,$(shell command -v xvfb-run >/dev/null 2>&1 && echo 'xvfb-run -a -s "-screen 0 1600x1000x24"'))
 export HF_HUB_OFFLINE ?= 1
 export OMP_NUM_THREADS ?= 1
+# Cache bytecode: recompiling napari and torch on every run costs tens of seconds.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test lint clean-venv
 

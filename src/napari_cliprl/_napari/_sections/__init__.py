@@ -1,0 +1,1 @@
+"""Sections of the CLIP-RL annotator dock widget, one small Qt class each."""

@@ -1,0 +1,52 @@
+"""Run section: Run and Cancel buttons, a progress bar and a one-line status."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class RunSection(QGroupBox):
+    """Buttons and progress of a model run; the widget connects the buttons."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Run", parent)
+        self._run_button = QPushButton("Run")
+        self._run_button.setToolTip("Predict the chosen frames; results appear frame by frame")
+        self._cancel_button = QPushButton("Cancel")
+        self._cancel_button.setEnabled(False)
+        self._progress = QProgressBar()
+        self._progress.setRange(0, 1)
+        self._progress.setValue(0)
+        self._status = QLabel("")
+        self._status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self._run_button)
+        buttons.addWidget(self._cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self._progress)
+        layout.addWidget(self._status)
+
+    def set_running(self, running: bool) -> None:
+        self._run_button.setEnabled(not running)
+        self._cancel_button.setEnabled(running)
+
+    def set_progress(self, done: int, total: int, message: str = "") -> None:
+        self._progress.setRange(0, max(total, 1))
+        self._progress.setValue(done)
+        if message:
+            self._status.setText(message)
+
+    def set_status(self, message: str) -> None:
+        self._status.setText(message)
+
+    def status(self) -> str:
+        return self._status.text()
