@@ -1,0 +1,304 @@
+"""Architecture registry and ``build_model``: a ready CLIPRL (eval mode) from a name or checkpoint.
+
+Building is separate from using: ``Predictor`` never opens a file.  Checkpoint folders are
+written by ``save_checkpoint`` and read here (safetensors only, see ``model.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from napari_cliprl._compat import import_open_clip
+from napari_cliprl.config import ModelConfig
+from napari_cliprl.model.backbone import CLIPBackbone
+from napari_cliprl.model.checkpoint import (
+    CheckpointError,
+    check_matches,
+    load_weights_into,
+    read_checkpoint_config,
+    read_checkpoint_weights,
+    save_checkpoint,
+)
+from napari_cliprl.model.cliprl import CLIPRL
+from napari_cliprl.model.decoder import SegDecoder
+from napari_cliprl.model.policy import RefinementAgent
+from napari_cliprl.model.text import TextBank, default_cache_dir, encode_prompts, encode_text_bank
+from napari_cliprl.model.weights import resolve_clip_weights, visual_sha256
+from napari_cliprl.schemas import LabelSchema, get_schema
+
+__all__ = [
+    "ArchSpec",
+    "build_model",
+    "get_architecture",
+    "list_architectures",
+    "read_checkpoint_config",
+    "resolve_device",
+    "save_checkpoint",
+]
+
+DEFAULT_ARCH = "ViT-B-16"
+DEFAULT_SCHEMA = "endovis2018"
+ARCHS_DIR = Path(__file__).parent / "archs"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    open_clip_name: str  # open_clip model config name
+    cpu_input_size: tuple[int, int]  # (h, w) default on CPU/MPS (4:5, patch multiple)
+    gpu_input_size: tuple[int, int]  # (h, w) default on CUDA
+    layer_indices: tuple[int, ...]  # blocks feeding the decoder (see CLIPBackbone)
+    decoder_dim: int = 128  # decoder / pixel feature channels
+    agent_dim: int = 64  # agent hidden channels
+    self_contained: bool = False  # checkpoints store the (random) backbone too
+    description: str = ""
+
+
+_ARCHITECTURES: dict[str, ArchSpec] = {
+    "ViT-B-16": ArchSpec(
+        "ViT-B-16", (192, 240), (448, 560), (2, 5, 8, 10),
+        description="CLIP ViT-B/16 (default; 86 M frozen backbone parameters)",
+    ),
+    "ViT-B-32": ArchSpec(
+        "ViT-B-32", (256, 320), (512, 640), (2, 5, 8, 10),
+        description="CLIP ViT-B/32 (faster, coarser: stride-32 tokens)",
+    ),
+    "tiny-test": ArchSpec(
+        "cliprl-tiny-test", (128, 160), (128, 160), (0, 1, 2, 3), decoder_dim=32, agent_dim=16,
+        self_contained=True, description="tiny random model for tests (milliseconds per frame)",
+    ),
+}  # fmt: skip
+
+
+def list_architectures() -> list[str]:
+    """Names accepted by ``build_model``."""
+    return list(_ARCHITECTURES)
+
+
+def get_architecture(name: str) -> ArchSpec:
+    try:
+        return _ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {name!r}; available: {', '.join(_ARCHITECTURES)}"
+        ) from None
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto'/None -> cuda, then mps, then cpu; anything else as given (validated)."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} requested but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {str(device)!r} requested but MPS is not available")
+    return dev
+
+
+def build_model(
+    name: str | None = None,
+    clip_weights: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    schema: str | os.PathLike | LabelSchema | None = None,
+    device: str | torch.device = "cpu",
+    input_size: tuple[int, int] | None = None,
+) -> CLIPRL:
+    """A ready CLIPRL in eval mode.
+
+    name: architecture (default ViT-B-16, or the checkpoint's); clip_weights: open_clip tag,
+    ``hf-hub:`` id or local file (None: random for a new model, the checkpoint's otherwise);
+    checkpoint: folder written by ``save_checkpoint``; schema: name, JSON path or LabelSchema
+    (default endovis2018, or the checkpoint's); input_size: (h, w), default per device.
+    A checkpoint whose architecture or schema differs from ``name``/``schema`` is refused.
+    """
+    dev = resolve_device(device)
+    if checkpoint is not None:
+        return _build_from_checkpoint(Path(checkpoint), name, clip_weights, schema, dev, input_size)
+    spec = get_architecture(name or DEFAULT_ARCH)
+    size = input_size or (spec.gpu_input_size if dev.type == "cuda" else spec.cpu_input_size)
+    config = ModelConfig(
+        arch=name or DEFAULT_ARCH,
+        input_size=tuple(size),
+        clip_weights=None if clip_weights is None else str(clip_weights),
+        layer_indices=spec.layer_indices,
+        decoder_dim=spec.decoder_dim,
+        agent_dim=spec.agent_dim,
+    )
+    return _build_cliprl(config, get_schema(schema or DEFAULT_SCHEMA), dev)
+
+
+def _build_from_checkpoint(
+    folder: Path,
+    name: str | None,
+    clip_weights: str | os.PathLike | None,
+    schema: str | os.PathLike | LabelSchema | None,
+    dev: torch.device,
+    input_size: tuple[int, int] | None,
+) -> CLIPRL:
+    ckpt = read_checkpoint_config(folder)
+    asked = None if schema is None else get_schema(schema)
+    check_matches(ckpt, name, None if asked is None else asked.to_dict(), folder)
+    config = ModelConfig.from_dict(ckpt["model"])
+    spec = get_architecture(config.arch)
+    if input_size is not None and tuple(input_size) != tuple(config.input_size):
+        if spec.self_contained:
+            raise CheckpointError(
+                f"{folder}: architecture {config.arch!r} is fixed at input size "
+                f"{tuple(config.input_size)}, not {tuple(input_size)}"
+            )
+        config = replace(config, input_size=tuple(input_size))
+    if clip_weights is not None:
+        config = replace(config, clip_weights=str(clip_weights))
+    state = read_checkpoint_weights(folder)
+    model = _build_cliprl(config, asked or LabelSchema.from_dict(ckpt["schema"]), dev, state)
+    expected = ckpt.get("clip_weights_sha256")
+    if expected and model.config.clip_weights_sha256 != expected:
+        warnings.warn(
+            f"{folder}: CLIP weights {config.clip_weights!r} differ from those the checkpoint was "
+            f"trained with (hash {expected[:12]}..., got "
+            f"{(model.config.clip_weights_sha256 or 'random')[:12]}); predictions will be poor",
+            stacklevel=3,
+        )
+    load_weights_into(model, state, folder)
+    return model.to(dev).eval()
+
+
+def _build_cliprl(
+    config: ModelConfig,
+    schema: LabelSchema,
+    device: torch.device,
+    state: dict[str, torch.Tensor] | None = None,
+) -> CLIPRL:
+    """Create every part on the CPU (seeded), then move to ``device`` in eval mode.
+
+    state: checkpoint tensors; their text bank is used instead of encoding prompts.
+    """
+    spec = get_architecture(config.arch)
+    open_clip = import_open_clip()
+    _register_archs(open_clip)
+    resolved = resolve_clip_weights(open_clip, spec.open_clip_name, config.clip_weights)
+    if resolved is None and not spec.self_contained and state is None:
+        warnings.warn(
+            f"{config.arch} has no CLIP weights (clip_weights=None): random initialisation, "
+            "fine for timing, useless for segmentation",
+            stacklevel=3,
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        clip = _create_clip(open_clip, spec, config, resolved)
+        sha = visual_sha256(clip.visual) if resolved is not None else None
+        config = replace(config, clip_weights_sha256=sha)
+        backbone = CLIPBackbone(visual=clip.visual, layer_indices=config.layer_indices)
+        text_bank = _text_bank(open_clip, clip, spec, config, schema, state)
+        decoder = SegDecoder(
+            in_channels=backbone.width,
+            embed_dim=backbone.embed_dim,
+            num_classes=schema.num_classes,
+            dim=config.decoder_dim,
+        )
+        agent = RefinementAgent(
+            feature_dim=config.decoder_dim,
+            num_classes=schema.num_classes,
+            hidden=config.agent_dim,
+            delta=config.action_delta,
+        )
+    model = CLIPRL(
+        config=config,
+        schema=schema,
+        backbone=backbone,
+        text_bank=text_bank,
+        decoder=decoder,
+        agent=agent,
+        logit_scale=float(clip.logit_scale.detach().exp()),
+    )
+    set_backbone_trainable(model, config.train_backbone_blocks)
+    return model.to(device).eval()
+
+
+def _create_clip(open_clip: Any, spec: ArchSpec, config: ModelConfig, resolved: Any) -> Any:
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))  # open_clip logs random-init warnings
+    try:
+        return open_clip.create_model(
+            spec.open_clip_name,
+            pretrained=None if resolved is None else resolved.path,
+            force_image_size=tuple(config.input_size),
+            force_quick_gelu=bool(resolved is not None and resolved.quick_gelu),
+            device="cpu",
+        )
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"could not create {config.arch} with weights {config.clip_weights!r}: {e}"
+        ) from e
+    finally:
+        logger.setLevel(level)
+
+
+def _text_bank(
+    open_clip: Any,
+    clip: Any,
+    spec: ArchSpec,
+    config: ModelConfig,
+    schema: LabelSchema,
+    state: dict[str, torch.Tensor] | None,
+) -> TextBank:
+    if state is not None and "text_bank.name_embeddings" in state:
+        return TextBank(
+            name_embeddings=state["text_bank.name_embeddings"],
+            name_class=state["text_bank.name_class"],
+            num_classes=schema.num_classes,
+        )
+    weights = config.clip_weights_sha256 or (
+        f"random-seed{config.seed}-{tuple(config.input_size)}-{open_clip.__version__}"
+    )
+
+    def encode(prompts: list[str]) -> torch.Tensor:
+        tokenizer = open_clip.get_tokenizer(spec.open_clip_name)  # only on a cache miss
+        return encode_prompts(clip, tokenizer(prompts))
+
+    return encode_text_bank(
+        encode_text=encode, schema=schema, templates=config.templates,
+        cache_key=f"{config.arch}|{weights}",
+        cache_dir=None if spec.self_contained else default_cache_dir(),
+    )  # fmt: skip
+
+
+def set_backbone_trainable(model: CLIPRL, blocks: int) -> None:
+    """Freeze the backbone except its last ``blocks`` ViT blocks (and ln_post/proj if > 0).
+
+    Updates ``model.config.train_backbone_blocks`` so checkpoints store those weights.
+    """
+    visual = model.backbone.visual
+    for p in visual.parameters():
+        p.requires_grad_(False)
+    resblocks = visual.transformer.resblocks
+    if blocks > 0:
+        for block in resblocks[len(resblocks) - blocks :]:
+            block.requires_grad_(True)
+        visual.ln_post.requires_grad_(True)
+        if visual.proj is not None:
+            visual.proj.requires_grad_(True)
+    model.config.train_backbone_blocks = int(blocks)
+
+
+_REGISTERED = False
+
+
+def _register_archs(open_clip: Any) -> None:
+    global _REGISTERED
+    if not _REGISTERED:
+        open_clip.add_model_config(ARCHS_DIR)
+        _REGISTERED = True

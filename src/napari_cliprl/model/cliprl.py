@@ -1,0 +1,163 @@
+"""CLIPRL: backbone -> zero-shot scores -> decoder (step 0) -> T greedy agent steps."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_cliprl.config import ModelConfig
+from napari_cliprl.model.backbone import CLIPBackbone, Features
+from napari_cliprl.model.decoder import SegDecoder
+from napari_cliprl.model.policy import RefinementAgent, select_actions
+from napari_cliprl.model.text import TextBank
+from napari_cliprl.schemas import LabelSchema
+
+
+@dataclass
+class CLIPRLOutput:
+    """Everything one forward pass produces.
+
+    zero_shot: B x K x h x w logits (stride = patch size).
+    logits: T + 1 tensors B x K x H/4 x W/4: index 0 = decoder, t = after agent step t.
+    actions: T tensors B x H/4 x W/4 long (the action taken per cell at each step).
+    features: the backbone features (what a cache keeps).
+    pixel_features: F, B x C x H/4 x W/4.
+    """
+
+    zero_shot: torch.Tensor
+    logits: list[torch.Tensor]
+    actions: list[torch.Tensor]
+    features: Features
+    pixel_features: torch.Tensor
+
+
+class CLIPRL(nn.Module):
+    """The CLIP-RL segmentation model.
+
+    Arguments (keyword-only): config, schema, backbone, text_bank, decoder, agent.
+    ``logit_scale`` is CLIP's temperature for the zero-shot logits (exp of CLIP's parameter).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ModelConfig,
+        schema: LabelSchema,
+        backbone: CLIPBackbone,
+        text_bank: TextBank,
+        decoder: SegDecoder,
+        agent: RefinementAgent,
+        logit_scale: float = 100.0,
+    ) -> None:
+        super().__init__()
+        if text_bank.num_classes != schema.num_classes:
+            raise ValueError("text bank and schema disagree on the number of classes")
+        self.config = config
+        self.schema = schema
+        self.backbone = backbone
+        self.text_bank = text_bank
+        self.decoder = decoder
+        self.agent = agent
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)))
+        mean = torch.tensor(config.image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(config.image_std).view(1, 3, 1, 1)
+        self.register_buffer("image_mean", mean, persistent=False)
+        self.register_buffer("image_std", std, persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.schema.num_classes
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.config.input_size)  # type: ignore[return-value]
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 B x H x W x 3 (any H, W) -> float B x 3 x h x w at the input size, normalised."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(
+                f"expected uint8 B x H x W x 3 images, got {images.dtype} {tuple(images.shape)}"
+            )
+        x = images.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if tuple(x.shape[-2:]) != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", antialias=True)
+        return (x - self.image_mean) / self.image_std
+
+    def encode(self, images: torch.Tensor) -> Features:
+        """images B x 3 x H x W (CLIP-normalised, at the input size) -> Features."""
+        return self.backbone(images)
+
+    def decode(self, features: Features) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features -> (zero_shot B x K x h x w, L0 B x K x H/4 x W/4, F B x C x H/4 x W/4)."""
+        zero_shot = self.logit_scale * self.text_bank.zero_shot(features.dense)
+        L0, pixel = self.decoder(features.maps, features.dense, zero_shot, self.text_bank())
+        return zero_shot, L0, pixel
+
+    def refine(
+        self,
+        L0: torch.Tensor,
+        pixel_features: torch.Tensor,
+        steps: int,
+        greedy: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Run ``steps`` agent steps from L0 -> (logits [L1..LT], actions [a0..a(T-1)])."""
+        logits, actions = [], []
+        if steps <= 0:
+            return logits, actions
+        hidden = self.agent.initial_hidden(pixel_features)
+        current = L0
+        for t in range(steps):
+            state = self.agent.build_state(pixel_features, current, L0, t, steps)
+            action_logits, _, hidden = self.agent.act(state, hidden)
+            a = select_actions(action_logits, greedy=greedy, generator=generator)
+            current = self.agent.transition(current, a)
+            logits.append(current)
+            actions.append(a)
+        return logits, actions
+
+    def forward(
+        self, images: torch.Tensor, steps: int | None = None, features: Features | None = None
+    ) -> CLIPRLOutput:
+        """images B x 3 x H x W (normalised) -> CLIPRLOutput with T = ``steps`` (default T*).
+
+        Pass ``features`` (from ``encode``) to skip the backbone; ``images`` may then be None.
+        """
+        steps = self.config.steps if steps is None else int(steps)
+        if features is None:
+            if images is None:
+                raise RuntimeError("CLIPRL.forward needs images or precomputed features")
+            features = self.encode(images)
+        zero_shot, L0, pixel = self.decode(features)
+        refined, actions = self.refine(L0, pixel, steps)
+        return CLIPRLOutput(zero_shot, [L0, *refined], actions, features, pixel)
+
+    def backbone_fingerprint(self) -> str:
+        """Identifies the backbone's output: changes whenever the features would change.
+
+        Architecture, input size, layers and CLIP weights hash (or the seed for random weights);
+        plus the current values of trainable backbone parameters, or of all of them for a small
+        backbone (tiny-test, which training may fine-tune in place).
+        """
+        cfg = self.config
+        weights = cfg.clip_weights_sha256 or f"random-seed{cfg.seed}"
+        key = (cfg.arch, tuple(cfg.input_size), tuple(cfg.layer_indices), weights)
+        h = hashlib.sha256(repr(key).encode())
+        params = dict(self.backbone.named_parameters())
+        small = sum(p.numel() for p in params.values()) < SMALL_BACKBONE
+        for name, p in sorted(params.items()):
+            if small or p.requires_grad:
+                h.update(name.encode())
+                h.update(p.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+SMALL_BACKBONE = 5_000_000  # parameters; below this the fingerprint hashes the whole backbone
