@@ -6,7 +6,10 @@ Run under a virtual screen on a headless machine:
 
 It opens the synthetic clip, runs the annotator (the demo checkpoint when shipped, else the
 tiny-test model), then captures: the window after a run, the refinement steps side by side, a
-correction in progress, and the export section. PNGs are palette-quantised to stay small.
+correction in progress, and the export section; then closes the loop: corrects the suggested
+frames (with their ground truth, as an annotator would), fine-tunes on the reviewed frames,
+re-runs the others and evaluates, capturing the suggestion, fine-tune and evaluation sections.
+PNGs are palette-quantised to stay small.
 """
 
 from __future__ import annotations
@@ -89,6 +92,67 @@ def steps_montage(viewer, names: list[str], path: Path) -> None:
     save_small(sheet, path, max_width=1600)
 
 
+def wait_until(done, timeout: float = 900) -> None:
+    """Process Qt events until ``done()``; SystemExit on timeout."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise SystemExit("timed out waiting for the widget")
+        settle(1)
+
+
+def correct_suggested(viewer, widget, n: int) -> list[int]:
+    """Review the ``n`` suggested frames by painting their ground truth into "corrected"."""
+    truth = viewer.layers["ground truth"].data
+    corrected = viewer.layers["corrected"]
+    picked = []
+    for _ in range(n):
+        i = widget._loop.next_suggested()
+        if i is None:
+            break
+        ys, xs = np.nonzero(np.asarray(truth[i]) != np.asarray(corrected.data[i]))
+        corrected.data_setitem((np.full(ys.size, i), ys, xs), np.asarray(truth[i])[ys, xs])
+        widget._on_reviewed([i])
+        picked.append(i)
+    return picked
+
+
+def loop_screenshots(viewer, widget, out: Path) -> None:
+    """Suggestions, a fine-tune on the reviewed frames, a re-run and the evaluation."""
+    from qtpy.QtWidgets import QScrollArea
+
+    loop = widget._loop
+    loop.suggest.set_distance_weight(1.0)
+    picked = correct_suggested(viewer, widget, 4)
+    widget._loop.next_suggested()
+    settle()
+    widget_png(loop.suggest, out / "suggest.png")
+    print(f"corrected suggested frames {picked}")
+
+    loop.finetune.set_budget(epochs=30, rl_iters=30)
+    loop.finetune.set_device("cpu")
+    loop.start_finetune()
+    wait_until(lambda: not loop.is_finetuning)
+    print(loop.finetune.status())
+    loop.rerun_unreviewed()
+    wait_until(lambda: not widget.is_running)
+    loop.refresh()
+    loop.run_evaluation()
+    wait_until(lambda: not loop.is_evaluating)
+    settle()
+    widget_png(loop.finetune, out / "finetune.png")
+    widget_png(loop.evaluate, out / "evaluate.png")
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("synthetic clip", "corrected")
+    viewer.dims.set_current_step(0, FRAME + 2)
+    bar = widget.findChild(QScrollArea).verticalScrollBar()
+    bar.setValue(bar.maximum())  # the dock scrolled down to the fine-tune and evaluation
+    settle()
+    save_small(viewer.screenshot(canvas_only=False, flash=False), out / "loop.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
@@ -130,6 +194,7 @@ def main() -> int:
         settle()
         widget._export.set_out_dir("~/annotations/seq_1")
         widget_png(widget, args.out / "review_export.png")
+    loop_screenshots(viewer, widget, args.out)
     viewer.close()
     return 0
 

@@ -7,8 +7,10 @@ never import Qt. :func:`describe_error` turns any failure into the one sentence 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_cliprl.lazy import frame_names_of
-from napari_cliprl.session import CORRECTED, Session
+from napari_cliprl.session import CORRECTED, Session, step_name
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DEMO_CHECKPOINT = Path(__file__).parent / "data" / "demo_checkpoint"
@@ -131,6 +133,8 @@ class FrameDone:
     index: int  # frame index in the sequence
     done: int  # frames finished so far in this run
     total: int  # frames in this run
+    seconds: float = 0.0  # wall time of this frame's prediction
+    prior: bool = False  # the previous frame's labels were passed as ``prior=``
 
 
 def predict_into_session(
@@ -141,21 +145,59 @@ def predict_into_session(
     *,
     key: str = "",
     should_stop: Callable[[], bool] | None = None,
+    propagate: bool = False,
 ) -> Iterator[FrameDone]:
     """Predict ``frames[i]`` (H x W x 3 uint8) for each i in ``indices`` into ``session``.
 
-    Writes zero-shot and step 0 .. step T proposals per frame and yields after each, so a
-    caller can show results as they come and stop between frames; ``corrected`` is left to
-    the caller (:meth:`Session.init_corrected`), which owns the edited layer.
+    Writes zero-shot and step 0 .. step T proposals and the frame's uncertainty (for frame
+    suggestions) and yields after each frame, so a caller can show results as they come and
+    stop between frames; ``corrected`` is left to the caller (:meth:`Session.init_corrected`),
+    which owns the edited layer. ``propagate``: pass the previous frame's labels (its
+    "corrected" labels) as ``prior=`` where the predictor accepts one.
     """
+    from napari_cliprl.suggest import frame_uncertainty
+
+    use_prior = propagate and supports_prior(predictor)
     total = len(indices)
     for done, i in enumerate(indices, start=1):
         if should_stop is not None and should_stop():
             return
+        start = time.perf_counter()
         frame = np.asarray(frames[int(i)])
-        pred = predictor.predict(frame, steps=session.steps, key=(key, int(i)) if key else None)
-        session.write_prediction(int(i), pred.zero_shot, pred.steps)
-        yield FrameDone(int(i), done, total)
+        kwargs: dict[str, Any] = {"key": (key, int(i)) if key else None}
+        prior = previous_labels(session, int(i)) if use_prior else None
+        if prior is not None:
+            kwargs["prior"] = prior
+        pred = predictor.predict(frame, steps=session.steps, **kwargs)
+        steps, entropy = pred.steps, list(getattr(pred, "entropy", []) or [])
+        seconds = time.perf_counter() - start  # the model's time, not the session's writes
+        score = frame_uncertainty(entropy, steps) if entropy else None
+        session.write_prediction(int(i), pred.zero_shot, steps, uncertainty=score)
+        yield FrameDone(int(i), done, total, seconds=seconds, prior=prior is not None)
+
+
+def supports_prior(predictor: Any) -> bool:
+    """Whether ``predictor.predict`` takes a ``prior=`` (previous labels) keyword."""
+    try:
+        return "prior" in inspect.signature(predictor.predict).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def previous_labels(session: Session, index: int) -> np.ndarray | None:
+    """Frame ``index - 1``'s "corrected" labels (H x W uint8), or None before the first frame.
+
+    An unreviewed frame's "corrected" labels are its last step (the widget copies them in on
+    the main thread, possibly after this frame starts), so that step is read directly.
+    """
+    prev = index - 1
+    if prev < 0:
+        return None
+    if session.is_reviewed(prev):
+        return np.asarray(session.array(CORRECTED)[prev])
+    if prev in session.predicted:
+        return np.asarray(session.array(step_name(session.steps))[prev])
+    return None
 
 
 def run_job(
@@ -165,6 +207,7 @@ def run_job(
     indices: Sequence[int],
     session: Session,
     key: str = "",
+    propagate: bool = False,
 ) -> Iterator[FrameDone]:
     """A whole run for a worker thread: build (or reuse) the model, predict frame by frame.
 
@@ -173,7 +216,9 @@ def run_job(
     """
     try:
         predictor = cache.get(spec)
-        yield from predict_into_session(predictor, frames, indices, session, key=key)
+        yield from predict_into_session(
+            predictor, frames, indices, session, key=key, propagate=propagate
+        )
     except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
         return describe_error(e, spec.device)  # type: ignore[return-value]
     return None

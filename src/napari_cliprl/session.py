@@ -2,7 +2,8 @@
 
 A session folder (default ``<video>.cliprl-session/`` beside the video) holds::
 
-    session.json     source, shape, schema, model, steps, reviewed and predicted frames
+    session.json     source, shape, schema, model, steps, reviewed and predicted frames,
+                     the model's uncertainty per predicted frame (frame suggestions)
     labels.zarr/     one T x H x W uint8 array per layer, chunk = one frame:
                      zero_shot, step_0 ... step_T (model proposals), corrected (edited)
 
@@ -102,6 +103,7 @@ class SessionInfo:
     model: str | None = None  # architecture name
     reviewed: list[int] = field(default_factory=list)  # frames a person checked or edited
     predicted: list[int] = field(default_factory=list)  # frames holding proposals
+    uncertainty: dict[str, float] = field(default_factory=dict)  # frame -> suggest score
     version: int = SESSION_VERSION
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
@@ -115,6 +117,7 @@ class SessionInfo:
             info.shape = tuple(int(s) for s in info.shape)  # type: ignore[assignment]
             info.reviewed = sorted(int(i) for i in info.reviewed)
             info.predicted = sorted(int(i) for i in info.predicted)
+            info.uncertainty = {str(int(k)): float(v) for k, v in dict(info.uncertainty).items()}
             info.steps = int(info.steps)
         except (TypeError, ValueError) as e:
             raise SessionError(f"{source}: malformed session file ({e})") from e
@@ -134,6 +137,7 @@ class Session:
         self._lock = threading.RLock()
         self._reviewed = set(info.reviewed)
         self._predicted = set(info.predicted)
+        self._uncertainty = {int(k): v for k, v in info.uncertainty.items()}
 
     # -- creating and opening ------------------------------------------------------------
     @classmethod
@@ -250,6 +254,21 @@ class Session:
         with self._lock:
             return sorted(self._predicted)
 
+    def uncertainty(self) -> np.ndarray:
+        """The model's uncertainty per frame (T,) float, NaN where none is stored."""
+        out = np.full(self.shape[0], np.nan)
+        with self._lock:
+            for i, value in self._uncertainty.items():
+                if 0 <= i < len(out):
+                    out[i] = value
+        return out
+
+    def reviewed_mask(self) -> np.ndarray:
+        """(T,) bool: True for reviewed frames."""
+        mask = np.zeros(self.shape[0], dtype=bool)
+        mask[self.reviewed] = True
+        return mask
+
     def is_reviewed(self, index: int) -> bool:
         with self._lock:
             return int(index) in self._reviewed
@@ -266,9 +285,16 @@ class Session:
 
     # -- changes -------------------------------------------------------------------------
     def write_prediction(
-        self, index: int, zero_shot: np.ndarray, steps: Sequence[np.ndarray]
+        self,
+        index: int,
+        zero_shot: np.ndarray,
+        steps: Sequence[np.ndarray],
+        uncertainty: float | None = None,
     ) -> None:
-        """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids)."""
+        """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids).
+
+        ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`).
+        """
         if len(steps) != self.steps + 1:
             raise SessionError(
                 f"{self.folder}: got {len(steps)} step maps, the session has {self.steps + 1}"
@@ -277,6 +303,10 @@ class Session:
             self.array(name)[int(index)] = self._checked(labels, name)
         with self._lock:
             self._predicted.add(int(index))
+            if uncertainty is not None and np.isfinite(uncertainty):
+                self._uncertainty[int(index)] = float(uncertainty)
+            else:
+                self._uncertainty.pop(int(index), None)
         self.save()
 
     def init_corrected(self, index: int) -> bool:
@@ -321,6 +351,7 @@ class Session:
             for name in proposal_names(self.info.steps):
                 self._create_array(name)
             self._predicted.clear()
+            self._uncertainty.clear()
         self.save()
         return True
 
@@ -329,6 +360,7 @@ class Session:
         with self._lock:
             self.info.reviewed = sorted(self._reviewed)
             self.info.predicted = sorted(self._predicted)
+            self.info.uncertainty = {str(i): v for i, v in sorted(self._uncertainty.items())}
             self.info.updated = _now()
             data = asdict(self.info)
             file = self.folder / SESSION_FILE

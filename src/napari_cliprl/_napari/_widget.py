@@ -1,6 +1,6 @@
 """The "CLIP-RL annotator" dock widget: reads layers, runs core functions in workers, writes
-layers. Sections live in ``_sections``; the session store, prediction loop and export are
-core functions (:mod:`napari_cliprl.session`, :mod:`napari_cliprl.annotate`).
+layers. Sections live in ``_sections``, fine-tune/suggestions/evaluation in ``_loop``; session
+store, prediction loop and export are core (``napari_cliprl.session``, ``.annotate``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ._layers import (
     session_folder,
     source_of_layer,
 )
+from ._loop import LoopControls
 from ._sections.data import DataSection
 from ._sections.export import ExportSection
 from ._sections.model import ModelSection
@@ -71,6 +72,7 @@ class AnnotatorWidget(QWidget):
         self._export_worker: Any = None
         self._last_export: list[Path] = []
         self._offered: set[str] = set()
+        self._loop = LoopControls(self)
         self._build_layout()
         self._connect()
         self._offer_restore(self._data.image_layer())
@@ -78,7 +80,9 @@ class AnnotatorWidget(QWidget):
     def _build_layout(self) -> None:
         inner = QWidget()
         column = QVBoxLayout(inner)
-        for section in (self._data, self._model, self._run, self._review, self._export):
+        suggest, finetune, evaluate = self._loop.sections
+        sections = (self._data, self._model, self._run, self._review, suggest, self._export)
+        for section in (*sections, finetune, evaluate):
             column.addWidget(section)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -123,15 +127,16 @@ class AnnotatorWidget(QWidget):
         return self._worker is not None
 
     @reports_errors
-    def run(self) -> None:
-        """Predict the chosen frames of the chosen image layer in a worker thread."""
+    def run(self, indices: list[int] | None = None) -> None:
+        """Predict the chosen frames (or ``indices``) of the chosen image layer in a worker."""
         if self._worker is not None:
             raise RuntimeError("A run is in progress; cancel it or wait for it to finish.")
         image = self._require_image()
         frames = as_frames(image.data, image.rgb)
         spec = self._model.spec()
         session = self._open_session(image, frames, spec)
-        indices = self._data.frame_indices(self._current_frame())
+        if indices is None:
+            indices = self._data.frame_indices(self._current_frame())
         key = source_of_layer(image) or image.name
         worker = create_worker(
             run_job,
@@ -141,6 +146,7 @@ class AnnotatorWidget(QWidget):
             indices,
             session,
             key,
+            propagate=self._run.propagate(),
             _progress={"total": len(indices), "desc": "CLIP-RL"},
         )
         worker.yielded.connect(self._on_frame_done)
@@ -272,6 +278,7 @@ class AnnotatorWidget(QWidget):
         self._review.set_schema(session.schema, session.steps)
         self._on_selected_label()
         self._update_count()
+        self._loop.refresh()
 
     def _offer_restore(self, image: Image | None) -> None:
         folder = restorable_folder(image, self._data.session_dir())
@@ -302,6 +309,7 @@ class AnnotatorWidget(QWidget):
         if self._session is None or self._layers is None:
             return
         self._run_done = item.done
+        self._loop.on_frame_done(item)
         self._session.init_corrected(item.index)
         self._layers.refresh(item.index)
         self._run.set_progress(
@@ -324,11 +332,13 @@ class AnnotatorWidget(QWidget):
             self._run.set_status(f"Cancelled after {self._run_done} frames.")
         else:
             self._run.set_status(f"Done: {self._run_done} frames predicted.")
+        self._loop.on_run_finished(self._run.propagate(), self._run_done)
 
     def _on_reviewed(self, frames: list[int]) -> None:
         if self._session is not None:
             self._session.mark_reviewed(frames)
             self._update_count()
+            self._loop.refresh()
 
     def _on_selected_label(self, event: Any = None) -> None:
         if self._layers is not None:

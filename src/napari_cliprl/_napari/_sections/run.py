@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtWidgets import (
+    QCheckBox,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -22,6 +23,10 @@ class RunSection(QGroupBox):
         self._run_button.setToolTip("Predict the chosen frames; results appear frame by frame")
         self._cancel_button = QPushButton("Cancel")
         self._cancel_button.setEnabled(False)
+        self._propagate = QCheckBox("Propagate from previous frame")
+        self._propagate.setToolTip(
+            "pass the previous frame's corrected labels to the model as a prior (video)"
+        )
         self._progress = QProgressBar()
         self._progress.setRange(0, 1)
         self._progress.setValue(0)
@@ -31,9 +36,16 @@ class RunSection(QGroupBox):
         buttons.addWidget(self._run_button)
         buttons.addWidget(self._cancel_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(self._propagate)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
         layout.addWidget(self._status)
+
+    def propagate(self) -> bool:
+        return self._propagate.isChecked()
+
+    def set_propagate(self, propagate: bool) -> None:
+        self._propagate.setChecked(propagate)
 
     def set_running(self, running: bool) -> None:
         self._run_button.setEnabled(not running)
