@@ -156,3 +156,81 @@ def test_bad_frame_range_is_reported(tmp_path, capsys):
     seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=5)
     assert main(["predict", str(seq), "--out", str(tmp_path / "o"), *TINY, "--frames", "5:9"]) == 2
     assert "selects no frame" in capsys.readouterr().err
+
+
+# -- video propagation (--propagate) --------------------------------------------------------
+def _read_ids(path: Path) -> np.ndarray:
+    from napari_cliprl.io.export import IGNORE_RGB
+    from napari_cliprl.io.labeled import load_schema_labels
+
+    return load_schema_labels(path, ENDOVIS2018, ignore_rgb=IGNORE_RGB)
+
+
+def test_propagate_writes_every_frame_and_resumes_from_disk(tmp_path, monkeypatch):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=5, seed=6)
+    out = tmp_path / "out"
+    args = ["predict", str(seq), "--out", str(out), *TINY, "--steps", "1", "--propagate"]
+    first = _Counter(monkeypatch, stop_after=2)
+    assert main(args) == 130 and first.frames == 2
+    priors = []
+    original = Predictor.predict
+
+    def spy(self, frame, *a, prior=None, **kw):
+        priors.append(None if prior is None else prior.copy())
+        return original(self, frame, *a, prior=prior, **kw)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    second = _Counter(monkeypatch)
+    assert main(args) == 0 and second.frames == 3
+    assert _label_files(out) == [f"frame{k:03d}.png" for k in range(5)]
+    assert len(priors) == 3  # frames 2, 3, 4; frame 2 seeded by frame001.png read back
+    assert np.array_equal(priors[0], _read_ids(out / "labels" / "frame001.png"))
+    assert np.array_equal(priors[1], _read_ids(out / "labels" / "frame002.png"))
+    assert [f["index"] for f in read_manifest(out)["frames"]] == [0, 1, 2, 3, 4]
+
+
+def test_propagate_follows_a_corrected_first_frame(tmp_path):
+    from napari_cliprl.io.export import write_labels
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=7)
+    plain = tmp_path / "plain"
+    assert main(["predict", str(seq), "--out", str(plain), *TINY, "--steps", "0"]) == 0
+    unseeded = _read_ids(plain / "labels" / "frame001.png")
+    h, w = unseeded.shape
+    # a "correction" of frame 0: left half a class the model does not predict, right half ignore
+    c = int(np.bincount(unseeded.ravel(), minlength=ENDOVIS2018.num_classes).argmin())
+    corrected = np.full((h, w), ENDOVIS2018.ignore_index, np.uint8)
+    corrected[:, : w // 2] = c
+    out = tmp_path / "out"
+    write_labels(out, {"frame000": corrected}, ENDOVIS2018)
+    args = ["predict", str(seq), "--out", str(out), *TINY, "--steps", "0", "--frames", "1:"]
+    assert main([*args, "--propagate", "--prior-weight", "1000"]) == 0
+    seeded = _read_ids(out / "labels" / "frame001.png")
+    assert not (unseeded[:, : w // 2] == c).all()
+    assert (seeded[:, : w // 2] == c).all()  # the prior wins where it has an opinion
+    right = slice(w // 2 + w // 8, None)  # no opinion: the plain prediction (off the border)
+    assert np.array_equal(seeded[:, right], unseeded[:, right])
+    assert (_read_ids(out / "labels" / "frame002.png")[:, : w // 2 - w // 8] == c).all()
+
+
+def test_propagate_order_and_bad_weight(tmp_path):
+    class _Pred:
+        def __init__(self, index):
+            self.labels = f"pred{index}"
+
+    class _Fake:
+        priors: list = []
+
+        def predict(self, frame, steps, key, prior, prior_weight):
+            self.priors.append((key[1], prior))
+            return _Pred(key[1])
+
+    fake = _Fake()
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 6
+    got = predict_cmd.propagate_frames(fake, frames, [4, 3, 2, 1], [4, 2, 1], "disk{}".format)
+    assert [i for i, _ in got] == [4, 2, 1]
+    assert fake.priors == [(4, "disk5"), (2, "disk3"), (1, "pred2")]
+    assert predict_cmd.PRIOR_WEIGHT == __import__("napari_cliprl.predictor").predictor.PRIOR_WEIGHT
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=1, seed=8)
+    bad = ["predict", str(seq), "--out", str(tmp_path / "o"), *TINY, "--prior-weight", "-1"]
+    assert main(bad) == 2

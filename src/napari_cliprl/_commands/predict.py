@@ -4,20 +4,31 @@ Output is the export layout (``OUT/labels/<frame>.png`` in the schema's encoding
 schema.json, manifest.json); with ``--save-steps`` also ``OUT/steps/zero_shot/`` and
 ``OUT/steps/step_<t>/`` in the same layout.  Frames whose outputs exist are skipped (resume)
 unless ``--overwrite``.
+
+``--propagate`` (video propagation, off by default): frames run in order and each one's
+decoder logits get ``--prior-weight`` added to the class its predecessor was labelled with
+(``Predictor.predict(prior=...)``).  The predecessor's labels are this run's prediction, or
+its label file in OUT when that frame was skipped (resume) or lies just before the selected
+range: correct ``OUT/labels/frame010.png`` by hand, then ``--propagate --frames 11:
+--overwrite`` re-labels the frames after it seeded by the correction.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
+import math
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 NAME = "predict"
 HELP = "Predict labels for a video, a frame folder or an EndoVis sequence (EndoVis output)."
+PRIOR_WEIGHT = 0.125  # predictor.PRIOR_WEIGHT (not imported: the CLI parser must not load torch)
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "demo_checkpoint"
 
 
@@ -38,6 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", help="frame range a:b (Python slice, e.g. 0:100 or 50:)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
+    parser.add_argument(
+        "--propagate",
+        action="store_true",
+        help="seed each frame with the previous frame's labels (this run's, or OUT's file)",
+    )
+    parser.add_argument(
+        "--prior-weight",
+        type=float,
+        default=PRIOR_WEIGHT,
+        help=f"logit added to the previous frame's class with --propagate (default {PRIOR_WEIGHT})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    if not math.isfinite(args.prior_weight) or args.prior_weight < 0:
+        raise CLIError(f"--prior-weight must be a finite number >= 0, got {args.prior_weight}")
     source = open_frames(args.src)
     try:
         indices = parse_frame_range(args.frames, len(source))
@@ -158,8 +182,15 @@ def _predict(
               file=sys.stderr)  # fmt: skip
     predictor = Predictor(model, cache_size=0, device=model.device)
     bar = tqdm(total=len(indices), initial=done, unit="frame", disable=args.quiet, file=sys.stderr)
+    if args.propagate:
+        read = functools.partial(_read_labels, out, names, model.schema)
+        frames = propagate_frames(
+            predictor, source, indices, todo, read, steps=steps, prior_weight=args.prior_weight
+        )
+    else:
+        frames = predictor.predict_frames(source, todo, steps=steps)
     try:
-        for index, pred in predictor.predict_frames(source, todo, steps=steps):
+        for index, pred in frames:
             frame = source[index] if args.save_frames else None
             _write_frame(out, names[index], pred, model.schema, args, frame)
             bar.update(1)
@@ -168,6 +199,52 @@ def _predict(
         if out.is_dir():
             _write_manifest(out, source, names, indices, model.schema, ckpt)
     return 0
+
+
+def propagate_frames(
+    predictor: Any,
+    source: Any,
+    indices: list[int],
+    todo: list[int],
+    read_labels: Callable[[int], Any],
+    steps: int | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, Prediction)`` for ``todo`` frames, each seeded by its predecessor.
+
+    ``indices`` is the processing order; frame ``indices[j]``'s predecessor is
+    ``indices[j - 1]``, and the first frame's is its neighbour on the side the order comes from
+    (``indices[0] - 1``, or ``+ 1`` in a reversed order). Its labels are the last step of the
+    prediction just made, else ``read_labels(index)`` (None: no prior, e.g. no file yet).
+    """
+    wanted = set(todo)
+    backwards = len(indices) > 1 and indices[1] < indices[0]
+    origin = str(getattr(source, "path", id(source)))
+    last: tuple[int, Any] | None = None
+    for j, index in enumerate(indices):
+        if index not in wanted:
+            continue
+        before = indices[j - 1] if j else index + (1 if backwards else -1)
+        if last is not None and last[0] == before:
+            prior = last[1]
+        else:
+            prior = read_labels(before) if 0 <= before < len(source) else None
+        pred = predictor.predict(
+            source[index], steps, key=(origin, index), prior=prior, prior_weight=prior_weight
+        )
+        last = (index, pred.labels)
+        yield index, pred
+
+
+def _read_labels(out: Path, names: list[str], schema: Any, index: int) -> Any:
+    """Frame ``index``'s label file in ``out`` as class ids, or None when there is none."""
+    from napari_cliprl.io.export import IGNORE_RGB
+    from napari_cliprl.io.labeled import load_schema_labels
+
+    path = out / "labels" / f"{names[index]}.png"
+    if not path.is_file():
+        return None
+    return load_schema_labels(path, schema, ignore_rgb=IGNORE_RGB)
 
 
 def _write_frame(out: Path, name: str, pred: Any, schema: Any, args: Any, frame: Any) -> None:
