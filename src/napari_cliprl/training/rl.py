@@ -1,0 +1,365 @@
+"""Phase B, RL: the refinement agent on cached decoder outputs (decoder frozen).
+
+Every stride-4 cell is an agent (PixelRL); an episode starts from the decoder's logits L0 and
+runs T steps of ``L_{t+1} = apply_actions(L_t, a_t)``. Reward per cell: the class-weighted Brier
+gain of DESIGN 2.5 (``losses.brier_gain_reward``). Training:
+
+1. imitation warm start on the greedy one-step oracle, which knows the immediate reward of
+   every action in every cell: by default the action logits regress those rewards, so the
+   greedy action is the oracle's choice *in expectation* given what the agent sees
+   (``imitation_loss``); states are visited by a mix of oracle and policy (DAgger-style);
+2. synchronous A2C with n-step returns and an entropy bonus, or PPO (``algo="ppo"``).
+
+Reads like cleanrl's ppo.py: config dataclass, buffers allocated up front, names from the
+papers (gamma, gae_lambda, clip_coef, ent_coef, b_ prefixes). The return/advantage maths lives
+in :mod:`returns` and is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_cliprl.model.policy import KEEP, action_log_probs, apply_actions, select_actions
+from napari_cliprl.training.curriculum import CurriculumConfig, available_frames, episode_length
+from napari_cliprl.training.distributed import DistContext, unwrap
+from napari_cliprl.training.losses import IGNORE_INDEX, brier_gain_reward
+from napari_cliprl.training.returns import (
+    generalized_advantages,
+    normalize_advantages,
+    ppo_policy_loss,
+)
+from napari_cliprl.training.rl_cache import RLData
+
+
+@dataclass
+class RLConfig:
+    iterations: int = 200  # A2C/PPO updates after the warm start (0: imitation only)
+    imitation_iters: int = 100  # warm-start updates on the greedy one-step oracle action
+    imitation: str = "q"  # warm-start loss: "q" (default), "expected" or "ce"; see imitation_loss
+    imitation_beta: float = 0.5  # warm start: follow the oracle with this probability per cell
+    oracle_margin: float = 0.05  # the oracle keeps unless an action gains more than this
+    algo: str = "a2c"  # "a2c" (synchronous advantage actor-critic) or "ppo"
+    max_steps: int = 3  # episode length T at the end of the curriculum
+    num_envs: int = 8  # episodes (frames) per update and process
+    learning_rate: float = 3e-3  # Adam
+    gamma: float = 1.0  # discount; 1: a return is the whole remaining Brier improvement
+    gae_lambda: float = 1.0  # 1: n-step (Monte-Carlo) returns, as in A2C
+    ent_coef: float = 0.01  # entropy bonus
+    vf_coef: float = 0.5  # value loss weight
+    bc_coef: float = 0.1  # oracle cross-entropy kept during RL (0: pure RL)
+    clip_coef: float = 0.2  # PPO surrogate clipping
+    update_epochs: int = 4  # PPO epochs per rollout
+    num_minibatches: int = 2  # PPO minibatches (over episodes) per epoch
+    norm_adv: bool = True  # normalise advantages per batch
+    max_grad_norm: float = 0.5  # gradient clipping
+    reward_scale: float = 10.0  # rewards are multiplied by this (per-cell gains are small)
+    augment_copies: int = 4  # cached states per training frame: 1 plain + augmented copies
+
+
+class AgentReplay(nn.Module):
+    """What DistributedDataParallel wraps in phase B: replays fixed actions through the agent.
+
+    Because transitions are deterministic, the logits an episode visits depend only on L0 and
+    the actions; one forward replays all T steps and returns what the losses need.
+    """
+
+    def __init__(self, agent: nn.Module) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(
+        self, L0: torch.Tensor, features: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L0 B x K x h x w, features B x C x h x w, actions T x B x h x w ->
+        (action logits T x B x A x h x w, values T x B x h x w)."""
+        T = actions.shape[0]
+        hidden = self.agent.initial_hidden(features)
+        logits, b_logits, b_values = L0, [], []
+        for t in range(T):
+            state = self.agent.build_state(features, logits, L0, t, T)
+            action_logits, value, hidden = self.agent(state, hidden)
+            b_logits.append(action_logits)
+            b_values.append(value[:, 0])
+            logits = apply_actions(logits, actions[t], self.agent.delta)
+        return torch.stack(b_logits), torch.stack(b_values)
+
+
+@torch.no_grad()
+def action_gains(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, delta: float
+) -> torch.Tensor:
+    """Immediate reward of every action in every cell: A x B x h x w (A = K + 3).
+
+    logits B x K x h x w, target B x h x w. Exact, because a cell's next logits depend only on
+    its own action (and its neighbours' current logits), never on the neighbours' actions.
+    """
+    B, K, h, w = logits.shape
+    probs = logits.softmax(1)
+    gains = torch.empty(K + 3, B, h, w, device=logits.device)
+    for a in range(K + 3):
+        nxt = apply_actions(logits, torch.full((B, h, w), a, device=logits.device), delta)
+        gains[a] = brier_gain_reward(probs, nxt.softmax(1), target, weight)
+    return gains
+
+
+def oracle_actions(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, delta: float, margin: float
+) -> torch.Tensor:
+    """Greedy one-step oracle: per cell, the action with the largest Brier-gain reward.
+
+    logits B x K x h x w, target B x h x w -> B x h x w long. "keep" unless the best action
+    gains more than ``margin``; ignored cells keep.
+    """
+    return best_actions(action_gains(logits, target, weight, delta), margin)
+
+
+def best_actions(gains: torch.Tensor, margin: float) -> torch.Tensor:
+    """A x B x h x w gains -> B x h x w argmax actions ("keep" unless > ``margin``)."""
+    best_gain, best = gains.max(0)
+    return torch.where(best_gain > margin, best, torch.full_like(best, KEEP))
+
+
+def sample_envs(
+    data: RLData, progress: float, curriculum: CurriculumConfig, n: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Indices of ``n`` cached states allowed at ``progress`` (curriculum), drawn uniformly."""
+    pool = torch.from_numpy(available_frames(data.order, progress, curriculum))
+    return pool[torch.randint(0, len(pool), (n,), generator=gen)]
+
+
+@torch.no_grad()
+def rollout(
+    agent: nn.Module,
+    L0: torch.Tensor,
+    features: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    T: int,
+    config: RLConfig,
+    gen: torch.Generator,
+    oracle_beta: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Play T steps (actions sampled from the policy, or the oracle's with prob ``oracle_beta``).
+
+    Returns buffers allocated up front: actions, logprobs, rewards, values, oracle (T x B x h x w)
+    and gains (T x B x A x h x w: the scaled reward every action would have had).
+    """
+    B, K, h, w = L0.shape
+    gains = torch.zeros((T, B, K + 3, h, w), device=L0.device)
+    actions = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
+    logprobs = torch.zeros((T, B, h, w), device=L0.device)
+    rewards = torch.zeros((T, B, h, w), device=L0.device)
+    values = torch.zeros((T, B, h, w), device=L0.device)
+    oracle = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
+    hidden = agent.initial_hidden(features)
+    logits = L0
+    for t in range(T):
+        state = agent.build_state(features, logits, L0, t, T)
+        action_logits, value, hidden = agent(state, hidden)
+        g = action_gains(logits, target, weight, agent.delta)
+        gains[t] = config.reward_scale * g.transpose(0, 1)
+        oracle[t] = best_actions(g, config.oracle_margin)
+        sampled = select_actions(action_logits.cpu(), greedy=False, generator=gen).to(L0.device)
+        if oracle_beta > 0:
+            coin = torch.rand((B, h, w), generator=gen).to(L0.device) < oracle_beta
+            sampled = torch.where(coin, oracle[t], sampled)
+        actions[t] = sampled
+        logprobs[t], _ = action_log_probs(action_logits, sampled)
+        values[t] = value[:, 0]
+        nxt = apply_actions(logits, sampled, agent.delta)
+        rewards[t] = config.reward_scale * brier_gain_reward(
+            logits.softmax(1), nxt.softmax(1), target, weight
+        )
+        logits = nxt
+    return {
+        "actions": actions,
+        "logprobs": logprobs,
+        "rewards": rewards,
+        "values": values,
+        "oracle": oracle,
+        "gains": gains,
+    }
+
+
+def imitation_loss(
+    action_logits: torch.Tensor,
+    mb: dict[str, torch.Tensor],
+    mask: torch.Tensor,
+    kind: str = "q",
+    margin: float = 0.0,
+) -> torch.Tensor:
+    """Warm-start loss on the greedy one-step oracle, per valid cell (T x B x A x h x w logits).
+
+    The oracle knows the reward r(a) of every action in every cell (``action_gains``):
+
+    - "q": the action logits regress r(a) for all actions (MSE), so the greedy action
+      argmax_a logits is the action with the best *expected* one-step reward given what the
+      agent sees: it pushes a class only where that pays on average, keeps where unsure;
+    - "expected": minus sum_a pi(a|s) r(a) (exact policy gradient of the one-step problem);
+      collapses onto "keep" early, since most pushes cost on average;
+    - "ce": cross-entropy to the oracle's argmax action; imitates pushes the agent cannot
+      predict, so it pushes frequent classes and loses rare ones (mIoU drops).
+    """
+    T, B, A, h, w = action_logits.shape
+    n = mask.sum().clamp_min(1.0)
+    if kind == "expected":
+        probs = action_logits.float().softmax(2)
+        return -((probs * mb["gains"]).sum(2) * mask).sum() / n
+    if kind == "q":
+        target = mb["gains"].clone()
+        target[:, :, KEEP + 1 :] -= margin  # act only where an action pays more than this
+        err = (action_logits.float() - target).pow(2).mean(2)
+        return (err * mask).sum() / n
+    ce = F.cross_entropy(
+        action_logits.reshape(T * B, A, h, w).float(),
+        mb["oracle"].reshape(T * B, h, w),
+        reduction="none",
+    ).reshape(T, B, h, w)
+    return (ce * mask).sum() / n
+
+
+def update(
+    replay: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    L0: torch.Tensor,
+    features: torch.Tensor,
+    target: torch.Tensor,
+    buf: dict[str, torch.Tensor],
+    config: RLConfig,
+    imitation: bool,
+) -> dict[str, float]:
+    """One A2C update, PPO epochs, or an imitation step on a rollout; returns loss statistics."""
+    T = buf["actions"].shape[0]
+    mask = (target != IGNORE_INDEX).float()[None].expand(T, -1, -1, -1)
+    b_advantages, b_returns = generalized_advantages(
+        buf["rewards"], buf["values"], config.gamma, config.gae_lambda
+    )
+    if config.norm_adv and not imitation:
+        valid = mask > 0
+        b_advantages = torch.where(valid, b_advantages, torch.zeros_like(b_advantages))
+        b_advantages[valid] = normalize_advantages(b_advantages[valid])
+    epochs = config.update_epochs if config.algo == "ppo" and not imitation else 1
+    chunks = config.num_minibatches if config.algo == "ppo" and not imitation else 1
+    B = L0.shape[0]
+    stats: dict[str, float] = {}
+    for _ in range(epochs):
+        for mb_inds in torch.arange(B).chunk(max(1, min(chunks, B))):
+            stats = _minibatch_step(
+                replay,
+                optimizer,
+                L0[mb_inds],
+                features[mb_inds],
+                {k: v[:, mb_inds] for k, v in buf.items()},
+                b_advantages[:, mb_inds],
+                b_returns[:, mb_inds],
+                mask[:, mb_inds],
+                config,
+                imitation,
+            )
+    return stats
+
+
+def _minibatch_step(
+    replay: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    L0: torch.Tensor,
+    features: torch.Tensor,
+    mb: dict[str, torch.Tensor],
+    mb_advantages: torch.Tensor,
+    mb_returns: torch.Tensor,
+    mask: torch.Tensor,
+    config: RLConfig,
+    imitation: bool,
+) -> dict[str, float]:
+    action_logits, newvalue = replay(L0, features, mb["actions"])
+    T, B, A, h, w = action_logits.shape
+    newlogprob, entropy = action_log_probs(
+        action_logits.reshape(T * B, A, h, w), mb["actions"].reshape(T * B, h, w)
+    )
+    newlogprob, entropy = newlogprob.view(T, B, h, w), entropy.view(T, B, h, w)
+    n = mask.sum().clamp_min(1.0)
+    bc_loss = imitation_loss(
+        action_logits, mb, mask, config.imitation, config.reward_scale * config.oracle_margin
+    )
+    v_loss = 0.5 * ((newvalue - mb_returns).pow(2) * mask).sum() / n  # also warms the critic up
+    if imitation:
+        pg_loss = approx_kl = torch.zeros(())
+        loss = bc_loss + config.vf_coef * v_loss
+    else:
+        if config.algo == "ppo":
+            valid = mask > 0
+            pg_loss, approx_kl = ppo_policy_loss(
+                newlogprob[valid], mb["logprobs"][valid], mb_advantages[valid], config.clip_coef
+            )
+        else:
+            pg_loss = -(mb_advantages * newlogprob * mask).sum() / n
+            approx_kl = ((mb["logprobs"] - newlogprob) * mask).sum().detach() / n
+        ent = (entropy * mask).sum() / n
+        loss = pg_loss - config.ent_coef * ent + config.vf_coef * v_loss + config.bc_coef * bc_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(replay.parameters(), config.max_grad_norm)
+    optimizer.step()
+    return {
+        "loss": float(loss.detach()),
+        "pg_loss": float(pg_loss.detach()),
+        "v_loss": float(v_loss.detach()),
+        "bc_loss": float(bc_loss.detach()),
+        "entropy": float((entropy * mask).sum().detach() / n),
+        "approx_kl": float(approx_kl.detach()),
+    }
+
+
+def train_rl(
+    replay: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: RLData,
+    config: RLConfig,
+    curriculum: CurriculumConfig,
+    ctx: DistContext,
+    *,
+    start: int = 0,
+    seed: int = 0,
+    on_iteration: Callable[[int, dict[str, float]], bool] | None = None,
+) -> int:
+    """Warm start + RL from iteration ``start``; returns the iteration reached.
+
+    ``on_iteration(it, stats)`` runs after every update (logging, checkpoints); returning True
+    stops training (cancel). The curriculum's progress runs over both stages together.
+    """
+    agent = unwrap(replay).agent
+    total = config.imitation_iters + config.iterations
+    it = start
+    for it in range(start, total):
+        progress = it / max(1, total - 1)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + it * 7919 + ctx.rank)
+        T = episode_length(progress, config.max_steps, curriculum.enabled)
+        idx = sample_envs(data, progress, curriculum, config.num_envs, gen)
+        L0, feats = data.L0[idx].to(ctx.device), data.features[idx].to(ctx.device)
+        target = data.target[idx].to(ctx.device)
+        imitation = it < config.imitation_iters
+        agent.eval()
+        buf = rollout(
+            agent,
+            L0,
+            feats,
+            target,
+            data.weight.to(ctx.device),
+            T,
+            config,
+            gen,
+            oracle_beta=config.imitation_beta if imitation else 0.0,
+        )
+        agent.train()
+        stats = update(replay, optimizer, L0, feats, target, buf, config, imitation)
+        stats.update(
+            T=float(T), reward=float(buf["rewards"].sum((0,)).mean()), imitation=float(imitation)
+        )
+        if on_iteration is not None and on_iteration(it, stats):
+            return it + 1
+    return max(it + 1, start)
