@@ -23,7 +23,7 @@ from napari_cliprl.model.build import resolve_device
 from napari_cliprl.model.cliprl import CLIPRL
 from napari_cliprl.model.policy import entropy as entropy_map
 
-PRIOR_WEIGHT = 0.125  # logit added to the prior's class; chosen on held-out frames, docs/benchmarks.md
+PRIOR_WEIGHT = 0.125  # logit added to the prior's class; chosen on held-out frames (benchmarks.md)
 ProgressCallback = Callable[..., None]  # progress(done, total, message="")
 StopCallback = Callable[[], bool]
 

@@ -96,20 +96,35 @@ def save_checkpoint(
     try:
         save_file(checkpoint_state_dict(model, self_contained), str(tmp / WEIGHTS_NAME))
         (tmp / CONFIG_NAME).write_text(text, encoding="utf-8")
-        _replace_folder(tmp, folder)
+        replace_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def usual_permissions(folder: Path) -> None:
+    """Temporary folders are private (0700); a checkpoint gets the umask's usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` in place of ``target`` with renames, never half-written.
+
+    A kill between the two renames leaves ``.TARGET.old-PID`` beside it (recoverable).
+    """
+    usual_permissions(new)
     if not target.exists():
         os.replace(new, target)
         return
     if not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a checkpoint folder")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
     os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
