@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from napari_cliprl._commands import add_data_argument
+
 NAME = "evaluate"
 HELP = (
     "Evaluate a checkpoint on labelled frames: challenge IoU, IoU, mcIoU, mIoU and per-class "
@@ -18,13 +20,7 @@ METRICS = ("challenge_iou", "iou", "mciou", "miou")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add(
-        "--data",
-        action="append",
-        required=True,
-        metavar="DIR",
-        help="labelled sequence folder, or a folder of them (repeatable)",
-    )
+    add_data_argument(parser)
     add("--checkpoint", required=True, metavar="CKPT", help="checkpoint folder")
     add("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     add(

@@ -10,6 +10,8 @@ import argparse
 import sys
 from dataclasses import replace
 
+from napari_cliprl._commands import add_data_argument
+
 NAME = "finetune"
 HELP = (
     "Fine-tune a CLIP-RL model (decoder, text residual, refinement agent) on labelled frames: "
@@ -19,13 +21,7 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add(
-        "--data",
-        action="append",
-        required=True,
-        metavar="DIR",
-        help="labelled sequence folder, or a folder of them (repeatable)",
-    )
+    add_data_argument(parser)
     add("--out", required=True, metavar="CKPT_DIR", help="checkpoint folder to write")
     add("--from", dest="from_checkpoint", metavar="CKPT", help="start from this checkpoint")
     add(
