@@ -12,7 +12,7 @@ from napari_cliprl.io.labeled import LabeledSequence, detect_format, find_labele
 from napari_cliprl.io.sources import open_frames
 from napari_cliprl.io.video import VideoReader
 
-from napari_cliprl.io.cholecseg8k import read_cholecseg8k_sequence  # noqa: E402  isort: skip
+from napari_cliprl.io.cholec import read_cholecseg8k_sequence  # noqa: E402  isort: skip
 from napari_cliprl.io.endovis2017 import read_endovis2017_sequence  # noqa: E402  isort: skip
 from napari_cliprl.io.endovis2018 import read_endovis2018_sequence  # noqa: E402  isort: skip
 from napari_cliprl.io.export import make_manifest, read_export, write_labels  # noqa: E402  isort: skip

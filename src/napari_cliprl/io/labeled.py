@@ -192,7 +192,7 @@ def read_labeled(
     name (default: parts); ignored where the folder names its own schema. ``reviewed_only``
     keeps only frames marked reviewed in an export's manifest. ``crop``: EndoVis 2017 crop.
     """
-    from napari_cliprl.io import cholecseg8k, endovis2017, endovis2018, export
+    from napari_cliprl.io import cholec, endovis2017, endovis2018, export
 
     kind = detect_format(path)
     if kind == "export":
@@ -202,4 +202,4 @@ def read_labeled(
     if kind == "endovis2017":
         task = endovis2017.task_of(schema) if schema is not None else "parts"
         return endovis2017.read_endovis2017_sequence(path, task, crop=crop)
-    return cholecseg8k.read_cholecseg8k_sequence(path)
+    return cholec.read_cholecseg8k_sequence(path)
