@@ -21,13 +21,14 @@ from qtpy.QtWidgets import (
 from napari_cliprl.loop import METRIC_COLUMNS, EvaluationTable
 
 from .plots import ClassIoUChart
+from .status import StatusMixin
 
 HEADERS = {"challenge_iou": "chall. IoU", "iou": "IoU", "mciou": "mcIoU", "miou": "mIoU"}
 GROUND_TRUTH = "ground truth"
 USER_ROLE = Qt.ItemDataRole.UserRole
 
 
-class EvaluateSection(QGroupBox):
+class EvaluateSection(StatusMixin, QGroupBox):
     """Shows ``evaluate_frames`` per proposal layer (rows) against a ground-truth layer."""
 
     evaluate_requested = Signal()
@@ -72,12 +73,6 @@ class EvaluateSection(QGroupBox):
         self._evaluate_button.setEnabled(not busy and self._truth.count() > 0)
         if busy:
             self._status.setText("Evaluating…")
-
-    def set_status(self, message: str) -> None:
-        self._status.setText(message)
-
-    def status(self) -> str:
-        return self._status.text()
 
     def show_table(self, table: EvaluationTable) -> None:
         rows = table.rows()

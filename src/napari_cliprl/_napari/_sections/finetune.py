@@ -24,10 +24,13 @@ from napari_cliprl.annotate import DEVICES
 from napari_cliprl.loop import FinetuneOptions
 
 from .plots import LossPlot
+from .status import ProgressMixin
 
 
-class FinetuneSection(QGroupBox):
+class FinetuneSection(ProgressMixin, QGroupBox):
     """Describes a fine-tune as :class:`FinetuneOptions` and shows its progress."""
+
+    _min_total = 0  # fine-tuning starts with a busy bar until the first progress report
 
     start_requested = Signal()
     cancel_requested = Signal()
@@ -126,18 +129,6 @@ class FinetuneSection(QGroupBox):
         self._cancel_button.setEnabled(running)
         if running:
             self._plot.clear()
-
-    def set_progress(self, done: int, total: int, message: str = "") -> None:
-        self._progress.setRange(0, max(total, 0))
-        self._progress.setValue(done)
-        if message:
-            self._status.setText(message)
-
-    def set_status(self, message: str) -> None:
-        self._status.setText(message)
-
-    def status(self) -> str:
-        return self._status.text()
 
     def set_command(self, command: str) -> None:
         self._command.setText(command)

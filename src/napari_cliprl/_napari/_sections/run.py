@@ -13,8 +13,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .status import ProgressMixin
 
-class RunSection(QGroupBox):
+
+class RunSection(ProgressMixin, QGroupBox):
     """Buttons and progress of a model run; the widget connects the buttons."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -50,15 +52,3 @@ class RunSection(QGroupBox):
     def set_running(self, running: bool) -> None:
         self._run_button.setEnabled(not running)
         self._cancel_button.setEnabled(running)
-
-    def set_progress(self, done: int, total: int, message: str = "") -> None:
-        self._progress.setRange(0, max(total, 1))
-        self._progress.setValue(done)
-        if message:
-            self._status.setText(message)
-
-    def set_status(self, message: str) -> None:
-        self._status.setText(message)
-
-    def status(self) -> str:
-        return self._status.text()
