@@ -126,20 +126,10 @@ def _once(fn: Callable[[], object]) -> float:
 
 
 def _write_video(path: Path, n: int) -> Path:
-    import av
+    from napari_cliprl.io.video import write_video
 
     frame = _frame()
-    container = av.open(str(path), "w")
-    stream = container.add_stream("mpeg4", rate=25)
-    stream.height, stream.width = frame.shape[:2]
-    stream.pix_fmt = "yuv420p"
-    for k in range(n):
-        array = _frame(seed=k % 3) if k % 4 == 0 else frame
-        for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    write_video(path, (_frame(seed=k % 3) if k % 4 == 0 else frame for k in range(n)))
     return path
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 import napari_cliprl._commands.predict as predict_cmd
 from napari_cliprl.cli import main
 from napari_cliprl.io.export import read_manifest
+from napari_cliprl.io.video import write_video
 from napari_cliprl.predictor import Predictor
 from napari_cliprl.sample import synthetic_clip, write_sample_sequence
 from napari_cliprl.schemas import ENDOVIS2018
@@ -21,17 +21,7 @@ _PREDICT_BATCH = Predictor.predict_batch
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
-    container = av.open(str(path), "w")
-    stream = container.add_stream("mpeg4", rate=fps)
-    stream.height, stream.width = frames.shape[1:3]
-    stream.pix_fmt = "yuv420p"
-    for array in frames:
-        for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    return write_video(path, frames, fps=fps)
 
 
 def _label_files(out: Path, sub: str = "labels") -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
+from napari_cliprl.io import video as video_io
 from napari_cliprl.schemas import ENDOVIS2018
 
 
@@ -118,16 +118,6 @@ def write_video(
 ) -> np.ndarray:
     """Encode n frames whose pixels all equal the frame's code (i * 7 % 251); returns codes."""
     codes = (np.arange(n) * 7 % 251).astype(np.uint8)
-    container = av.open(str(path), "w")
-    stream = container.add_stream(codec, rate=fps)
-    stream.width, stream.height = w, h
-    stream.pix_fmt = "yuv444p" if codec == "ffv1" else "yuv420p"
-    stream.gop_size = gop
-    for code in codes:
-        frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), code, np.uint8), format="rgb24")
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    frames = (np.full((h, w, 3), code, np.uint8) for code in codes)
+    video_io.write_video(path, frames, fps=fps, codec=codec, gop=gop)
     return codes

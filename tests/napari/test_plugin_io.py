@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from cliprl_gui import error_messages, n_records
@@ -14,6 +13,7 @@ from PIL import Image
 from napari_cliprl._napari._reader import get_reader
 from napari_cliprl._napari._sample_data import make_sample_data
 from napari_cliprl._napari._widget import AnnotatorWidget
+from napari_cliprl.io.video import write_video
 from napari_cliprl.lazy import LazyFrames
 
 pytestmark = pytest.mark.gui
@@ -21,16 +21,7 @@ PLUGIN = "napari-cliprl"
 
 
 def _write_video(path: Path, n: int = 4, h: int = 64, w: int = 80) -> None:
-    container = av.open(str(path), "w")
-    stream = container.add_stream("mpeg4", rate=25)
-    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-    for i in range(n):
-        frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    write_video(path, (np.full((h, w, 3), 40 * i, np.uint8) for i in range(n)))
 
 
 def test_manifest_contributions_load(make_napari_viewer):

@@ -10,7 +10,7 @@ from napari_cliprl.io.errors import DataError
 from napari_cliprl.io.frames import CroppedFrames, FrameFolder, FrameSource, SubsetFrames
 from napari_cliprl.io.labeled import LabeledSequence, detect_format, find_labeled, read_labeled
 from napari_cliprl.io.sources import open_frames
-from napari_cliprl.io.video import VideoReader
+from napari_cliprl.io.video import VideoReader, write_video
 
 from napari_cliprl.io.cholec import read_cholecseg8k_sequence  # noqa: E402  isort: skip
 from napari_cliprl.io.endovis2017 import read_endovis2017_sequence  # noqa: E402  isort: skip
@@ -25,6 +25,7 @@ __all__ = [
     "LabeledSequence",
     "SubsetFrames",
     "VideoReader",
+    "write_video",
     "detect_format",
     "find_labeled",
     "make_manifest",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -167,3 +167,34 @@ class VideoReader(_SourceBase):
                 self._container = None  # type: ignore[assignment]
                 self._decoder = None
                 self._cache.clear()
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: int = 25,
+    codec: str = "mpeg4",
+    gop: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Encode H x W x 3 uint8 frames as a video (``ffv1`` is lossless, in .avi/.mkv).
+
+    An existing file raises ``FileExistsError`` unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; not overwriting it")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.pix_fmt = "yuv444p" if codec == "ffv1" else "yuv420p"
+        if gop is not None:
+            stream.gop_size = gop
+        for k, array in enumerate(frames):
+            if k == 0:
+                stream.height, stream.width = array.shape[:2]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
