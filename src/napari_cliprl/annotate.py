@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from napari_cliprl.devices import resolve_device as resolve_torch_device
+from napari_cliprl.errors import describe_error
 from napari_cliprl.lazy import frame_names_of
 from napari_cliprl.session import CORRECTED, Session, step_name
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 DEMO_CHECKPOINT = Path(__file__).parent / "data" / "demo_checkpoint"
 FALLBACK_ARCH = "tiny-test"
 EXPORT_BATCH = 16  # frames written per io.export.write_labels call (bounds memory)
@@ -57,18 +58,7 @@ def default_spec(**overrides: Any) -> ModelSpec:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> cuda, mps or cpu, whichever is available; others are checked."""
-    import torch
-
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise AnnotationError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AnnotationError("Device 'cuda' is not available here; choose 'auto' or 'cpu'.")
-    if device == "mps" and not has_mps:
-        raise AnnotationError("Device 'mps' is not available here; choose 'auto' or 'cpu'.")
-    return device
+    return str(resolve_torch_device(device))
 
 
 def checkpoint_hash(folder: str | os.PathLike | None) -> str | None:
@@ -339,26 +329,3 @@ def check_targets_free(
     for path in [*targets, *(out / m for m in meta)]:
         if path.exists():
             raise FileExistsError(f"{path} exists; export again with overwrite to replace it")
-
-
-def describe_error(exc: BaseException, device: str | None = None) -> str:
-    """One clear sentence for the user about ``exc`` (model, data, memory or file errors)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = text.lower()
-    if "out of memory" in lowered or type(exc).__name__ == "OutOfMemoryError":
-        where = f" on {device}" if device else ""
-        return (
-            f"Out of memory{where}: run fewer frames at a time, pick the cpu device, or use a "
-            "smaller model."
-        )
-    offline = any(k in lowered for k in ("offline", "localentrynotfound"))
-    if offline and "local file" not in lowered:
-        return (
-            f"{text.rstrip('.')}. CLIP weights cannot be downloaded offline: set 'CLIP weights' "
-            "to a local file."
-        )
-    if isinstance(exc, FileExistsError):
-        return text
-    if isinstance(exc, AnnotationError | ValueError | OSError | KeyError | RuntimeError):
-        return text if text.endswith(".") else f"{text}."
-    return f"{type(exc).__name__}: {text}"

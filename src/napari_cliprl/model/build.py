@@ -17,6 +17,7 @@ import torch
 
 from napari_cliprl._compat import import_open_clip
 from napari_cliprl.config import ModelConfig
+from napari_cliprl.devices import resolve_device
 from napari_cliprl.model.backbone import CLIPBackbone
 from napari_cliprl.model.checkpoint import (
     CheckpointError,
@@ -88,23 +89,6 @@ def get_architecture(name: str) -> ArchSpec:
         raise ValueError(
             f"unknown architecture {name!r}; available: {', '.join(_ARCHITECTURES)}"
         ) from None
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """'auto'/None -> cuda, then mps, then cpu; anything else as given (validated)."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} requested but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device {str(device)!r} requested but MPS is not available")
-    return dev
 
 
 def build_model(

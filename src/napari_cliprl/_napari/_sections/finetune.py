@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cliprl.annotate import DEVICES
+from napari_cliprl.devices import DEVICES
 from napari_cliprl.loop import FinetuneOptions
 
 from .plots import LossPlot

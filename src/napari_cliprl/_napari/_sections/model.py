@@ -16,7 +16,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cliprl.annotate import DEVICES, FALLBACK_ARCH, ModelSpec, demo_checkpoint
+from napari_cliprl.annotate import FALLBACK_ARCH, ModelSpec, demo_checkpoint
+from napari_cliprl.devices import DEVICES
 from napari_cliprl.schemas import list_schemas
 
 SOURCES = ("checkpoint", "architecture")
