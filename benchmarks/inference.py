@@ -34,7 +34,7 @@ DEFAULT_SIZES = "128x160,192x240,224x288,256x320,448x560"
 def _frame(seed: int = 0):
     import numpy as np
 
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     clip = synthetic_clip(n_frames=1, size=(256, 320), seed=seed)
     return np.ascontiguousarray(clip.frames[0].repeat(4, axis=0).repeat(4, axis=1))

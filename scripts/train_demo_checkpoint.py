@@ -28,7 +28,7 @@ CLIP_FRAMES, CLIP_SIZE = 16, (256, 320)  # the sample clip's length and size
 def write_training_clips(root: Path, seeds: tuple[int, ...]) -> list[str]:
     """One export folder per seed, every frame reviewed (exact synthetic ground truth)."""
     from napari_cliprl.io.export import make_manifest, write_labels
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     folders = []
     for seed in seeds:
@@ -72,8 +72,8 @@ def demo_config(data: list[str], out: Path, seed: int):  # noqa: ANN201 - Finetu
 
 def score_on_sample_clip(checkpoint: Path, steps: int = 3) -> dict:
     """``evaluate_model`` on the sample clip (seed 0), every step up to ``steps``."""
+    from napari_cliprl.io.sample import sample_clip
     from napari_cliprl.model.build import build_model
-    from napari_cliprl.sample import sample_clip
     from napari_cliprl.training.evaluate import evaluate_model
 
     clip = sample_clip()

@@ -18,15 +18,28 @@ REQUIRED = (
     "napari_cliprl.schemas",
     "napari_cliprl.io",
     "napari_cliprl.metrics",
-    "napari_cliprl.sample",
+    "napari_cliprl.io.sample",
     "napari_cliprl.cli",
 )
-OPTIONAL = ("napari_cliprl.model", "napari_cliprl.predictor", "napari_cliprl.training")
+OPTIONAL = (
+    "napari_cliprl.model",
+    "napari_cliprl.predictor",
+    "napari_cliprl.training",
+    "napari_cliprl.annotation",
+)
 TORCH_FREE = (
     "napari_cliprl.schemas",
     "napari_cliprl.io",
     "napari_cliprl.metrics",
-    "napari_cliprl.sample",
+    "napari_cliprl.io.sample",
+    "napari_cliprl.steps",
+    "napari_cliprl.devices",
+    "napari_cliprl.errors",
+    "napari_cliprl.limits",
+    "napari_cliprl.files",
+    "napari_cliprl.annotation.session",
+    "napari_cliprl.annotation.store",
+    "napari_cliprl.annotation.suggest",
 )
 
 _PROBE = textwrap.dedent(

@@ -11,9 +11,9 @@ import pytest
 import napari_cliprl._commands.predict as predict_cmd
 from napari_cliprl.cli import main
 from napari_cliprl.io.export import read_manifest
+from napari_cliprl.io.sample import synthetic_clip, write_sample_sequence
 from napari_cliprl.io.video import write_video
 from napari_cliprl.predictor import Predictor
-from napari_cliprl.sample import synthetic_clip, write_sample_sequence
 from napari_cliprl.schemas import ENDOVIS2018
 
 TINY = ["--arch", "tiny-test", "--device", "cpu", "--quiet"]
@@ -105,7 +105,9 @@ def test_frame_range_and_defaults(tmp_path, monkeypatch):
     assert _label_files(out, "left_frames") == ["frame001.png", "frame003.png"]
     assert predict_cmd.parse_frame_range("3:", 5) == [3, 4]
     assert predict_cmd.parse_frame_range("-1", 5) == [4]
-    monkeypatch.setattr(predict_cmd, "DEMO_CHECKPOINT", tmp_path / "no-demo")
+    import napari_cliprl.annotation.models as models
+
+    monkeypatch.setattr(models, "DEMO_CHECKPOINT", tmp_path / "no-demo")
     assert main(["predict", str(seq), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
 
 
@@ -204,21 +206,38 @@ def test_propagate_follows_a_corrected_first_frame(tmp_path):
 
 
 def test_propagate_order_and_bad_weight(tmp_path):
-    class _Pred:
-        def __init__(self, index):
-            self.labels = f"pred{index}"
+    from types import SimpleNamespace
+
+    from napari_cliprl.annotation.run import predict_sequence
 
     class _Fake:
         priors: list = []
 
-        def predict(self, frame, steps, key, prior, prior_weight):
+        def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
             self.priors.append((key[1], prior))
-            return _Pred(key[1])
+            return SimpleNamespace(zero_shot=None, steps=[f"pred{key[1]}"], entropy=[])
+
+    class _Store:
+        """Frame 3's files exist (resume skips it); label files read back as "disk<i>"."""
+
+        steps = 0
+
+        def needs_prediction(self, index):
+            return index != 3
+
+        def write_prediction(self, index, zero_shot, steps, **kwargs):
+            pass
+
+        def seed_labels(self, index):
+            return f"disk{index}"
+
+        def is_reviewed(self, index):
+            return False
 
     fake = _Fake()
     frames = [np.zeros((4, 4, 3), np.uint8)] * 6
-    got = predict_cmd.propagate_frames(fake, frames, [4, 3, 2, 1], [4, 2, 1], "disk{}".format)
-    assert [i for i, _ in got] == [4, 2, 1]
+    got = predict_sequence(fake, frames, [4, 3, 2, 1], _Store(), key="v", propagate=True)
+    assert [d.index for d in got] == [4, 2, 1]
     assert fake.priors == [(4, "disk5"), (2, "disk3"), (1, "pred2")]
     assert predict_cmd.PRIOR_WEIGHT == __import__("napari_cliprl.predictor").predictor.PRIOR_WEIGHT
     seq = write_sample_sequence(tmp_path / "seq", n_frames=1, seed=8)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cliprl.annotate import ModelSpec, PredictorCache
+from napari_cliprl.annotation.models import ModelSpec, PredictorCache
 
 N_FRAMES, SIZE, STEPS = 4, (64, 80), 2
 RUN_TIMEOUT_MS = 60_000
@@ -53,7 +53,14 @@ class SlowPredictor:
         self.seconds = seconds
         self.calls = 0
 
-    def predict(self, frame: np.ndarray, steps: int | None = None, key: Any = None) -> Any:
+    def predict(
+        self,
+        frame: np.ndarray,
+        steps: int | None = None,
+        key: Any = None,
+        prior: Any = None,
+        prior_weight: Any = None,
+    ) -> Any:
         from types import SimpleNamespace
 
         time.sleep(self.seconds)

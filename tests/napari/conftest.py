@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cliprl_gui import add_clip, make_widget, tiny_spec, wait_run
 
-from napari_cliprl.annotate import PredictorCache
+from napari_cliprl.annotation.models import PredictorCache
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def predictors() -> PredictorCache:
 def small_clip() -> Any:
     from cliprl_gui import N_FRAMES, SIZE
 
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     return synthetic_clip(n_frames=N_FRAMES, size=SIZE, seed=1)
 

@@ -17,7 +17,7 @@ from cliprl_gui import (
     wait_run,
 )
 
-from napari_cliprl.loop import LINEAGE_FILE
+from napari_cliprl.annotation.finetune_job import LINEAGE_FILE
 from napari_cliprl.metrics import evaluate_frames
 
 pytestmark = pytest.mark.gui
@@ -134,7 +134,7 @@ class PriorPredictor:
     def __init__(self) -> None:
         self.priors: list[np.ndarray | None] = []
 
-    def predict(self, frame, steps=None, key=None, prior=None):
+    def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
         from types import SimpleNamespace
 
         self.priors.append(prior)
@@ -158,8 +158,6 @@ def test_propagation_option_passes_previous_frame(
     corrected = widget.session.array("corrected")
     assert [int(corrected[i][0, 0]) for i in range(N_FRAMES)] == [1, 2, 3, 4]
 
-    from napari_cliprl.annotate import supports_prior
-
     widget._predictors = predictors  # the real tiny model, with or without prior= support
     before = n_records()
     widget.run()
@@ -168,5 +166,5 @@ def test_propagation_option_passes_previous_frame(
 
     assert widget.session.predicted == list(range(N_FRAMES))
     messages = [n.message for n in notification_manager.records[before:]]
-    independent = not supports_prior(predictors.get(widget._model.spec()))
-    assert any("predicted independently" in m for m in messages) == independent
+    # every predictor takes a prior (the Predictor protocol): no "predicted independently"
+    assert not any("predicted independently" in m for m in messages)

@@ -13,8 +13,8 @@ from PIL import Image
 from napari_cliprl._napari._reader import get_reader
 from napari_cliprl._napari._sample_data import make_sample_data
 from napari_cliprl._napari._widget import AnnotatorWidget
+from napari_cliprl.io.lazy import LazyFrames
 from napari_cliprl.io.video import write_video
-from napari_cliprl.lazy import LazyFrames
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-cliprl"

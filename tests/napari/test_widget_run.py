@@ -79,7 +79,7 @@ def test_gui_stays_responsive_results_stream_in_and_cancel_stops(
 def test_model_failures_are_notifications(
     make_napari_viewer, qtbot, predictors, small_clip, tmp_path
 ):
-    from napari_cliprl.annotate import PredictorCache
+    from napari_cliprl.annotation.models import PredictorCache
     from napari_cliprl.model.build import save_checkpoint
 
     viewer = make_napari_viewer()

@@ -11,7 +11,7 @@ UNREVIEWED = 4  # frame position marked not reviewed in the manifest
 def write_export(folder: Path, n_frames: int = 6, seed: int = 3, unreviewed=(UNREVIEWED,)) -> Path:
     """A synthetic clip as an export folder; frames in ``unreviewed`` carry nonsense labels."""
     from napari_cliprl.io.export import make_manifest, write_labels
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     clip = synthetic_clip(n_frames, SIZE, seed=seed)
     names = [f"frame{k:03d}" for k in range(n_frames)]

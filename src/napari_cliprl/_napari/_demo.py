@@ -24,7 +24,7 @@ def open_demo_viewer(frames: int = 16, steps: int | None = None, show: bool = Tr
 
     viewer = napari.Viewer(title="napari-cliprl demo", show=show)
     viewer.window._qt_window.resize(*WINDOW_SIZE)
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     clip = synthetic_clip(n_frames=frames, size=SAMPLE_SIZE)
     viewer.add_image(clip.frames, name="synthetic clip", rgb=True)

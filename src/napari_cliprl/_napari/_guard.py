@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from napari_cliprl.annotate import describe_error
+from napari_cliprl.errors import describe_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,15 +11,15 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from napari_cliprl.schemas import LabelSchema, get_schema
-from napari_cliprl.session import (
+from napari_cliprl.annotation.session import (
     CORRECTED,
     SESSION_FILE,
     Session,
     find_session,
-    proposal_names,
     session_dir_for,
 )
+from napari_cliprl.schemas import LabelSchema, get_schema
+from napari_cliprl.steps import proposal_labels
 
 SCHEMA_KEY = "cliprl_schema"  # layer.metadata key: schema name (the writer's format)
 SCHEMA_DICT_KEY = "cliprl_schema_dict"  # layer.metadata key: full schema (custom schemas)
@@ -158,7 +158,7 @@ class SessionLayers:
 
     @property
     def proposals(self) -> list[Labels]:
-        return [self.layers[n] for n in proposal_names(self.session.steps)]
+        return [self.layers[n] for n in proposal_labels(self.session.steps)]
 
     def is_current(self) -> bool:
         """True while every layer of this session is still in the viewer."""

@@ -1,7 +1,7 @@
 """Closing the loop in the annotator: fine-tune, frame suggestions and evaluation.
 
 :class:`LoopControls` owns the three sections and their workers; the widget composes it and
-delegates to it. The work itself is in the core (:mod:`napari_cliprl.loop`).
+delegates to it. The work itself is in the core (:mod:`napari_cliprl.annotation`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,25 @@ from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from napari_cliprl.annotate import FrameDone, describe_error, export_session, resolve_device
-from napari_cliprl.lazy import as_frames
-from napari_cliprl.loop import (
-    EvaluationTable,
+from napari_cliprl.annotation.evaluate import EvaluationTable, evaluate_session
+from napari_cliprl.annotation.export import export_session
+from napari_cliprl.annotation.finetune_job import (
     FinetuneOutcome,
     estimate_seconds,
-    evaluate_session,
     finetune_command,
     finetune_config,
     finetune_job,
     format_duration,
     loss_curves,
     next_run_dirs,
-    spec_architecture,
-    suggest_frames,
 )
-from napari_cliprl.session import Session
+from napari_cliprl.annotation.models import spec_architecture
+from napari_cliprl.annotation.run import FrameDone
+from napari_cliprl.annotation.session import Session
+from napari_cliprl.annotation.suggest import suggest_frames
+from napari_cliprl.devices import resolve_device
+from napari_cliprl.errors import describe_error
+from napari_cliprl.io.lazy import as_frames
 
 from ._guard import disconnect_all, reports_errors
 from ._sections.evaluate import EvaluateSection
@@ -85,16 +87,10 @@ class LoopControls:
 
     # -- state from the widget --------------------------------------------------------------
     def on_frame_done(self, item: FrameDone) -> None:
-        self._priors = int(item.prior) + (self._priors if item.done > 1 else 0)
         if item.seconds > 0:
             self._seconds = [*self._seconds[-19:], item.seconds]
 
-    def on_run_finished(self, propagate: bool, done: int) -> None:
-        if propagate and done > 0 and not self._priors:
-            show_warning(
-                "This model cannot take the previous frame as a prior yet: the frames were "
-                "predicted independently."
-            )
+    def on_run_finished(self) -> None:
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -135,7 +131,7 @@ class LoopControls:
         spec, options = self._widget._model.spec(), self.finetune.options()
         device = resolve_device(options.device)
         message = f"Fine-tuning on {len(session.reviewed)} reviewed frames on {device}…"
-        if device == "cpu":
+        if device.type == "cpu":
             message = self._cpu_warning(session, options)
         self._ft_stop = threading.Event()
         self._ft_outcome, self._history = None, []

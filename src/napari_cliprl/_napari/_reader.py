@@ -18,8 +18,8 @@ import numpy as np
 from napari.utils.notifications import show_error
 
 from napari_cliprl.io.errors import DataError
+from napari_cliprl.io.lazy import EditableLazyArray, LazyFrames
 from napari_cliprl.io.sources import is_video, open_frames
-from napari_cliprl.lazy import EditableLazyArray, LazyFrames
 from napari_cliprl.schemas import SchemaError
 
 from ._layers import SOURCE_KEY, labels_layer_data

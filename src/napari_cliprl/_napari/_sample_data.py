@@ -14,7 +14,7 @@ def make_sample_data(
     n_frames: int = SAMPLE_FRAMES, size: tuple[int, int] = SAMPLE_SIZE, seed: int = 0
 ) -> list[tuple[Any, dict, str]]:
     """The synthetic clip (T x H x W x 3 image) and its "ground truth" Labels layer."""
-    from napari_cliprl.sample import synthetic_clip
+    from napari_cliprl.io.sample import synthetic_clip
 
     clip = synthetic_clip(n_frames=n_frames, size=size, seed=seed)
     image = (clip.frames, {"name": "synthetic clip", "rgb": True}, "image")

@@ -1,6 +1,6 @@
 """The "CLIP-RL annotator" dock widget: reads layers, runs core functions in workers, writes
 layers. Sections live in ``_sections``, fine-tune/suggestions/evaluation in ``_loop``; session
-store, prediction loop and export are core (``napari_cliprl.session``, ``.annotate``).
+store, prediction loop and export are core (``napari_cliprl.annotation.session``, ``.annotate``).
 """
 
 from __future__ import annotations
@@ -22,17 +22,13 @@ from napari.utils.notifications import (
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from napari_cliprl.annotate import (
-    FrameDone,
-    ModelSpec,
-    PredictorCache,
-    checkpoint_hash,
-    run_job,
-    try_export,
-)
-from napari_cliprl.lazy import LazyArray, as_frames
+from napari_cliprl.annotation.export import try_export
+from napari_cliprl.annotation.models import ModelSpec, PredictorCache, checkpoint_hash
+from napari_cliprl.annotation.run import FrameDone, run_job
+from napari_cliprl.annotation.session import SESSION_FILE, Session
+from napari_cliprl.io.lazy import LazyArray, as_frames
 from napari_cliprl.schemas import get_schema, list_schemas, register_schema
-from napari_cliprl.session import SESSION_FILE, Session, step_name
+from napari_cliprl.steps import step_label
 
 from ._guard import disconnect_all, reports_errors
 from ._layers import (
@@ -197,7 +193,7 @@ class AnnotatorWidget(QWidget):
         i = layers.current_frame()
         if i not in session.predicted:
             raise ValueError(f"Frame {i} has no proposals yet; run the model on it first.")
-        proposal = np.asarray(session.array(step_name(t))[i])
+        proposal = np.asarray(session.array(step_label(t))[i])
         corrected = layers.corrected
         ys, xs = np.nonzero(proposal != np.asarray(corrected.data[i]))
         if ys.size:
@@ -332,7 +328,7 @@ class AnnotatorWidget(QWidget):
             self._run.set_status(f"Cancelled after {self._run_done} frames.")
         else:
             self._run.set_status(f"Done: {self._run_done} frames predicted.")
-        self._loop.on_run_finished(self._run.propagate(), self._run_done)
+        self._loop.on_run_finished()
 
     def _on_reviewed(self, frames: list[int]) -> None:
         if self._session is not None:

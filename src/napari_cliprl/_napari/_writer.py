@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_cliprl.annotate import export_names, write_label_stack
-from napari_cliprl.lazy import as_frames
+from napari_cliprl.annotation.export import export_names, write_label_stack
+from napari_cliprl.io.lazy import as_frames
 
 from ._layers import SOURCE_KEY, schema_from_metadata
 
@@ -70,8 +70,8 @@ def _manifest(
     folder = metadata.get("cliprl_session_dir")
     if not folder:
         return None
+    from napari_cliprl.annotation.session import Session, SessionError
     from napari_cliprl.io.export import make_manifest
-    from napari_cliprl.session import Session, SessionError
 
     try:
         session = Session.open(folder)

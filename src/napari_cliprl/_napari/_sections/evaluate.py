@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cliprl.loop import METRIC_COLUMNS, EvaluationTable
+from napari_cliprl.annotation.evaluate import METRIC_COLUMNS, EvaluationTable
 
 from .plots import ClassIoUChart
 from .status import StatusMixin

@@ -20,8 +20,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cliprl.annotation.finetune_job import FinetuneOptions
 from napari_cliprl.devices import DEVICES
-from napari_cliprl.loop import FinetuneOptions
 
 from .plots import LossPlot
 from .status import ProgressMixin

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cliprl.annotate import FALLBACK_ARCH, ModelSpec, demo_checkpoint
+from napari_cliprl.annotation.models import FALLBACK_ARCH, ModelSpec, demo_checkpoint
 from napari_cliprl.devices import DEVICES
 from napari_cliprl.schemas import list_schemas
 

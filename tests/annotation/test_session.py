@@ -9,18 +9,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_cliprl.annotate import describe_error, export_session, predict_into_session
-from napari_cliprl.io import read_labeled
-from napari_cliprl.lazy import EditableLazyArray, LazyArray, as_frames
-from napari_cliprl.schemas import get_schema
-from napari_cliprl.session import (
+from napari_cliprl.annotation.export import export_session
+from napari_cliprl.annotation.run import predict_sequence
+from napari_cliprl.annotation.session import (
     CORRECTED,
     Session,
     SessionError,
     default_session_dir,
     find_session,
-    proposal_names,
 )
+from napari_cliprl.errors import describe_error
+from napari_cliprl.io import read_labeled
+from napari_cliprl.io.lazy import EditableLazyArray, LazyArray, as_frames
+from napari_cliprl.schemas import get_schema
+from napari_cliprl.steps import proposal_labels
 
 T, H, W, STEPS = 5, 12, 16, 2
 
@@ -28,7 +30,7 @@ T, H, W, STEPS = 5, 12, 16, 2
 class FakePredictor:
     """Step t of frame i is filled with (i + t) % 4: easy to check."""
 
-    def predict(self, frame, steps=None, key=None):
+    def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
         i = int(frame[0, 0, 0])
         maps = [np.full((H, W), (i + t) % 4, np.uint8) for t in range(steps + 1)]
         return SimpleNamespace(zero_shot=np.full((H, W), 5, np.uint8), steps=maps, entropy=[])
@@ -60,7 +62,7 @@ def test_label_stacks_are_chunked_per_frame_on_disk(session):
 
 
 def test_predictions_stream_into_the_session(session, frames):
-    done = list(predict_into_session(FakePredictor(), frames, [1, 3], session))
+    done = list(predict_sequence(FakePredictor(), frames, [1, 3], session))
     assert [(d.index, d.done, d.total) for d in done] == [(1, 1, 2), (3, 2, 2)]
     assert session.predicted == [1, 3]
     assert (session.array("step 2")[3] == 1).all() and (session.array("zero-shot")[1] == 5).all()
@@ -69,7 +71,7 @@ def test_predictions_stream_into_the_session(session, frames):
 
 
 def test_reviewed_flags_and_edits_survive_reopening(session, frames, tmp_path):
-    list(predict_into_session(FakePredictor(), frames, range(T), session))
+    list(predict_sequence(FakePredictor(), frames, range(T), session))
     session.array(CORRECTED)[2, :4, :4] = 7  # as a paint stroke writes it
     assert session.mark_reviewed([2, 4, 99]) == [2, 4]
     assert session.mark_reviewed([2]) == []
@@ -84,11 +86,11 @@ def test_reviewed_flags_and_edits_survive_reopening(session, frames, tmp_path):
 
 
 def test_changing_steps_keeps_corrections(session, frames):
-    list(predict_into_session(FakePredictor(), frames, range(T), session))
+    list(predict_sequence(FakePredictor(), frames, range(T), session))
     session.array(CORRECTED)[0] = 3
     session.mark_reviewed([0])
     assert session.set_model(steps=4, checkpoint=None, checkpoint_hash=None, model="tiny-test")
-    assert session.layer_names[:-1] == proposal_names(4) and session.predicted == []
+    assert session.layer_names[:-1] == proposal_labels(4) and session.predicted == []
     assert (session.array(CORRECTED)[0] == 3).all() and session.reviewed == [0]
     assert not session.set_model(steps=4, checkpoint=None, checkpoint_hash=None, model="tiny-test")
 
@@ -105,7 +107,7 @@ def test_incompatible_data_and_existing_sessions_are_refused(session):
 
 
 def test_export_writes_reviewed_frames_and_never_overwrites(session, frames, tmp_path):
-    list(predict_into_session(FakePredictor(), frames, range(T), session))
+    list(predict_sequence(FakePredictor(), frames, range(T), session))
     for i in (1, 3):
         session.init_corrected(i)
     session.mark_reviewed([3, 1])

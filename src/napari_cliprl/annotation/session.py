@@ -27,12 +27,13 @@ import numpy as np
 import zarr
 
 from napari_cliprl.schemas import LabelSchema
+from napari_cliprl.steps import ZERO_SHOT_LABEL, key_of, proposal_labels, step_label
 
 SESSION_SUFFIX = ".cliprl-session"
 SESSION_FILE = "session.json"
 STORE_NAME = "labels.zarr"
 SESSION_VERSION = 1
-ZERO_SHOT = "zero-shot"
+ZERO_SHOT = ZERO_SHOT_LABEL
 CORRECTED = "corrected"
 
 Progress = Callable[[int, int, str], None]
@@ -40,20 +41,6 @@ Progress = Callable[[int, int, str], None]
 
 class SessionError(ValueError):
     """A session folder that cannot be created, opened or used for the given data."""
-
-
-def step_name(t: int) -> str:
-    """Layer name of refinement step ``t`` (0 = the decoder's proposal)."""
-    return f"step {t}"
-
-
-def proposal_names(steps: int) -> list[str]:
-    """Layer names of the read-only proposals: zero-shot, step 0, ..., step ``steps``."""
-    return [ZERO_SHOT, *(step_name(t) for t in range(steps + 1))]
-
-
-def _array_key(layer_name: str) -> str:
-    return layer_name.replace(" ", "_").replace("-", "_")
 
 
 def default_session_dir(source: str | os.PathLike) -> Path:
@@ -172,7 +159,7 @@ class Session:
             **model,
         )
         session = cls(folder, info, group)
-        for name in [*proposal_names(steps), CORRECTED]:
+        for name in [*proposal_labels(steps), CORRECTED]:
             session._create_array(name)
         session.save()
         return session
@@ -194,8 +181,8 @@ class Session:
         except (OSError, ValueError, KeyError) as e:
             raise SessionError(f"{folder / STORE_NAME}: label store missing or broken") from e
         session = cls(folder, info, group)
-        for name in [*proposal_names(info.steps), CORRECTED]:
-            if _array_key(name) not in group:
+        for name in [*proposal_labels(info.steps), CORRECTED]:
+            if key_of(name) not in group:
                 session._create_array(name)
         return session
 
@@ -215,7 +202,7 @@ class Session:
     def _create_array(self, name: str) -> zarr.Array:
         t, h, w = self.info.shape
         return self._group.create_array(
-            _array_key(name),
+            key_of(name),
             shape=(t, h, w),
             chunks=(1, h, w),
             dtype="uint8",
@@ -235,11 +222,11 @@ class Session:
     @property
     def layer_names(self) -> list[str]:
         """Proposal layer names, then ``corrected``."""
-        return [*proposal_names(self.steps), CORRECTED]
+        return [*proposal_labels(self.steps), CORRECTED]
 
     def array(self, name: str) -> zarr.Array:
         """The T x H x W uint8 zarr array of layer ``name`` (chunk = one frame)."""
-        key = _array_key(name)
+        key = key_of(name)
         if name not in self.layer_names or key not in self._group:
             raise KeyError(f"session has no layer {name!r}; layers: {self.layer_names}")
         return self._group[key]  # type: ignore[return-value]
@@ -284,22 +271,37 @@ class Session:
         return None
 
     # -- changes -------------------------------------------------------------------------
+    def needs_prediction(self, index: int) -> bool:
+        """Always True: a run re-predicts its frames (reviewed corrections are never touched)."""
+        return True
+
+    def seed_labels(self, index: int) -> np.ndarray | None:
+        """A reviewed frame's correction, else its last proposal; None if never predicted."""
+        if self.is_reviewed(index):
+            return np.asarray(self.array(CORRECTED)[int(index)])
+        if int(index) in self.predicted:
+            return np.asarray(self.array(step_label(self.steps))[int(index)])
+        return None
+
     def write_prediction(
         self,
         index: int,
         zero_shot: np.ndarray,
         steps: Sequence[np.ndarray],
+        *,
         uncertainty: float | None = None,
+        frame: np.ndarray | None = None,
     ) -> None:
         """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids).
 
-        ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`).
+        ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`);
+        ``frame`` is not kept (the session refers to its source).
         """
         if len(steps) != self.steps + 1:
             raise SessionError(
                 f"{self.folder}: got {len(steps)} step maps, the session has {self.steps + 1}"
             )
-        for name, labels in zip(proposal_names(self.steps), [zero_shot, *steps]):
+        for name, labels in zip(proposal_labels(self.steps), [zero_shot, *steps]):
             self.array(name)[int(index)] = self._checked(labels, name)
         with self._lock:
             self._predicted.add(int(index))
@@ -313,7 +315,7 @@ class Session:
         """Copy the last step of frame ``index`` into ``corrected`` unless it was reviewed."""
         if self.is_reviewed(index):
             return False
-        last = self.array(step_name(self.steps))[int(index)]
+        last = self.array(step_label(self.steps))[int(index)]
         self.array(CORRECTED)[int(index)] = last
         return True
 
@@ -342,13 +344,13 @@ class Session:
             changed |= steps != self.info.steps
             if not changed:
                 return False
-            for name in proposal_names(self.info.steps):
-                if _array_key(name) in self._group:
-                    del self._group[_array_key(name)]
+            for name in proposal_labels(self.info.steps):
+                if key_of(name) in self._group:
+                    del self._group[key_of(name)]
             for key, value in model.items():
                 setattr(self.info, key, value)
             self.info.steps = int(steps)
-            for name in proposal_names(self.info.steps):
+            for name in proposal_labels(self.info.steps):
                 self._create_array(name)
             self._predicted.clear()
             self._uncertainty.clear()

@@ -1,9 +1,8 @@
-"""Closing the annotation loop without a GUI: fine-tune on reviewed frames, lineage, time
-estimates, frame suggestions and the evaluation table.
+"""Closing the annotation loop: fine-tune on a session's reviewed frames, the equivalent
+command line, lineage and time estimates.
 
-The napari widget calls these from worker threads (fine-tune, evaluation) or directly
-(suggestions, command line, estimates); nothing here imports Qt. A fine-tune run of a session
-lives in the session folder::
+The napari widget runs :func:`finetune_job` in a worker thread; nothing here imports Qt.
+A fine-tune run of a session lives in the session folder::
 
     <session>/training/ft-NNN/      the reviewed frames, exported (the training data)
     <session>/checkpoints/ft-NNN/   the checkpoint, plus lineage.json (frames, base model)
@@ -24,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from napari_cliprl.annotate import ModelSpec, describe_error, export_session
-from napari_cliprl.session import Session, proposal_names
+from napari_cliprl.annotation.export import export_session
+from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash, spec_architecture
+from napari_cliprl.annotation.session import Session
+from napari_cliprl.errors import describe_error
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINING_DIR = "training"
 LINEAGE_FILE = "lineage.json"
 RUN_PREFIX = "ft-"
-METRIC_COLUMNS = ("challenge_iou", "iou", "mciou", "miou")
 # CPU seconds of one phase-A training pass over one frame at the architecture's CPU input
 # size, one thread, on the 2-core development machine (ViT: frozen backbone forward ~1 s at
 # 192 x 240, docs/benchmarks.md, plus the decoder's backward; tiny-test: measured 0.1 s).
@@ -81,17 +79,6 @@ def next_run_dirs(session_folder: str | os.PathLike) -> tuple[Path, Path]:
                 used.append(int(match.group(1)))
     name = f"{RUN_PREFIX}{max(used) + 1:03d}"
     return root / TRAINING_DIR / name, root / CHECKPOINTS_DIR / name
-
-
-def spec_architecture(spec: ModelSpec) -> str:
-    """The architecture a spec runs: the checkpoint's, else ``spec.arch``."""
-    if spec.checkpoint:
-        try:
-            config = json.loads((Path(spec.checkpoint) / "config.json").read_text())
-            return str(config.get("architecture") or spec.arch)
-        except (OSError, ValueError):
-            return spec.arch
-    return spec.arch
 
 
 def finetune_config(
@@ -158,8 +145,6 @@ def write_lineage(
     tstar: int,
 ) -> Path:
     """Write ``lineage.json`` beside a checkpoint: where it came from; returns its path."""
-    from napari_cliprl.annotate import checkpoint_hash
-
     lineage = {
         "session": str(session.folder),
         "source": session.info.source,
@@ -306,68 +291,3 @@ def loss_curves(history: Sequence[dict[str, Any]]) -> dict[str, list[tuple[int, 
         if isinstance(pick, int | float) and math.isfinite(pick):
             curves["val"].append((n, float(pick)))
     return curves
-
-
-# -- suggestions and evaluation -------------------------------------------------------------
-def suggest_frames(session: Session, distance_weight: float = 0.0) -> list[int]:
-    """Unreviewed predicted frames of ``session``, most worth reviewing first."""
-    from napari_cliprl.suggest import rank_frames
-
-    return rank_frames(session.uncertainty(), session.reviewed_mask(), distance_weight)
-
-
-@dataclass
-class EvaluationTable:
-    """``evaluate_frames`` of every proposal layer over the frames with predictions and
-    ground truth (what the widget's Evaluate section shows)."""
-
-    layers: list[str]  # "zero-shot", "step 0", ..., "step T"
-    frames: list[int]  # frames evaluated
-    class_names: list[str]  # K names, background first
-    metrics: dict[str, dict[str, Any]]  # layer -> evaluate_frames(...) dict
-
-    def rows(self) -> list[tuple[str, list[float]]]:
-        """(layer, [challenge_iou, iou, mciou, miou]) per layer."""
-        return [(n, [float(self.metrics[n][c]) for c in METRIC_COLUMNS]) for n in self.layers]
-
-    def per_class_iou(self) -> dict[str, list[float]]:
-        """layer -> K per-class IoU values (NaN where a class never occurs)."""
-        return {n: list(self.metrics[n]["per_class_iou"]) for n in self.layers}
-
-
-def has_ground_truth(labels: np.ndarray, ignore_index: int = 255) -> bool:
-    """Whether a ground-truth frame holds any label (a frame without one is all ignore)."""
-    return bool(np.any(np.asarray(labels) != ignore_index))
-
-
-def evaluate_session(session: Session, ground_truth: Any) -> EvaluationTable:
-    """Evaluate zero-shot and every step of ``session`` against ``ground_truth`` (T x H x W
-    ids, indexed one frame at a time) over the predicted frames that have ground truth.
-
-    ValueError when the shapes differ or no frame has both.
-    """
-    from napari_cliprl.metrics import evaluate_frames
-
-    schema = session.schema
-    if tuple(ground_truth.shape[:3]) != session.shape:
-        raise ValueError(
-            f"ground truth has shape {tuple(ground_truth.shape)}, the session's labels "
-            f"{session.shape}"
-        )
-    gts: dict[int, np.ndarray] = {}
-    for i in session.predicted:
-        gt = np.asarray(ground_truth[i])
-        if has_ground_truth(gt, schema.ignore_index):
-            gts[i] = gt
-    if not gts:
-        raise ValueError("No frame has both predictions and ground truth; run the model first.")
-    frames = sorted(gts)
-    layers = proposal_names(session.steps)
-    metrics = {}
-    for name in layers:
-        array = session.array(name)
-        preds = [np.asarray(array[i]) for i in frames]
-        metrics[name] = evaluate_frames(
-            preds, [gts[i] for i in frames], schema.num_classes, schema.ignore_index
-        )
-    return EvaluationTable(layers, frames, list(schema.names), metrics)

@@ -6,14 +6,19 @@ entropy of the last refinement step, and how much the refinement steps disagree 
 score grows with the distance (in frames) to the nearest reviewed frame, so that suggestions
 spread over the video instead of clustering where the model is uniformly unsure.
 
-Pure numpy; the widget and the annotation-loop benchmark both call these functions.
+Pure numpy (plus a session's stored scores in :func:`suggest_frames`); the widget and the
+annotation-loop benchmark both call these functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from napari_cliprl.annotation.session import Session
 
 
 def frame_uncertainty(entropy: Sequence[float], steps: Sequence[np.ndarray] | None = None) -> float:
@@ -111,3 +116,8 @@ def pick_frames(
         picks.append(frame)
         done[frame] = True
     return picks
+
+
+def suggest_frames(session: Session, distance_weight: float = 0.0) -> list[int]:
+    """Unreviewed predicted frames of ``session``, most worth reviewing first."""
+    return rank_frames(session.uncertainty(), session.reviewed_mask(), distance_weight)

@@ -11,11 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_cliprl.annotate import ModelSpec, predict_into_session
-from napari_cliprl.loop import (
+from napari_cliprl.annotation.evaluate import evaluate_session
+from napari_cliprl.annotation.finetune_job import (
     FinetuneOptions,
     estimate_seconds,
-    evaluate_session,
     finetune_command,
     finetune_config,
     finetune_job,
@@ -23,12 +22,14 @@ from napari_cliprl.loop import (
     loss_curves,
     next_run_dirs,
     read_lineage,
-    suggest_frames,
 )
+from napari_cliprl.annotation.models import ModelSpec
+from napari_cliprl.annotation.run import predict_sequence
+from napari_cliprl.annotation.session import CORRECTED, Session
+from napari_cliprl.annotation.suggest import suggest_frames
+from napari_cliprl.io.sample import synthetic_clip
 from napari_cliprl.metrics import evaluate_frames
-from napari_cliprl.sample import synthetic_clip
 from napari_cliprl.schemas import get_schema
-from napari_cliprl.session import CORRECTED, Session
 
 T, H, W, STEPS = 4, 64, 80, 2
 
@@ -40,7 +41,7 @@ class EntropyPredictor:
         self.scores = scores
         self.priors: list[np.ndarray | None] = []
 
-    def predict(self, frame, steps=None, key=None, prior=None):
+    def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
         self.priors.append(prior)
         i = int(frame[0, 0, 0])
         maps = [np.full((H, W), t, np.uint8) for t in range(steps + 1)]
@@ -98,7 +99,7 @@ def test_cpu_estimate_grows_with_frames_and_measured_speed():
 
 def test_uncertainty_is_stored_persisted_and_drives_suggestions(session):
     predictor = EntropyPredictor([0.1, 0.9, 0.5, 0.3])
-    list(predict_into_session(predictor, index_frames(), range(T), session))
+    list(predict_sequence(predictor, index_frames(), range(T), session))
     # entropy of the last step + fraction of pixels changed between step 0 and step T (all)
     np.testing.assert_allclose(session.uncertainty(), [1.1, 1.9, 1.5, 1.3])
     assert suggest_frames(session) == [1, 2, 3, 0]
@@ -114,16 +115,16 @@ def test_uncertainty_is_stored_persisted_and_drives_suggestions(session):
 
 def test_propagation_passes_previous_corrected_labels(session):
     predictor = EntropyPredictor([0.1] * T)
-    list(predict_into_session(predictor, index_frames(), [0, 1], session, propagate=True))
+    list(predict_sequence(predictor, index_frames(), [0, 1], session, propagate=True))
     assert predictor.priors[0] is None  # frame 0 has no previous frame
     np.testing.assert_array_equal(predictor.priors[1], np.full((H, W), STEPS))
     edited = np.full((H, W), 5, np.uint8)
     session.array(CORRECTED)[1] = edited
     session.mark_reviewed([1])
-    done = list(predict_into_session(predictor, index_frames(), [2], session, propagate=True))
+    done = list(predict_sequence(predictor, index_frames(), [2], session, propagate=True))
     np.testing.assert_array_equal(predictor.priors[-1], edited)  # the reviewed edit
     assert done[0].prior
-    list(predict_into_session(predictor, index_frames(), [3], session))
+    list(predict_sequence(predictor, index_frames(), [3], session))
     assert predictor.priors[-1] is None  # only with propagate
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_cliprl.sample import SyntheticClip, sample_clip, synthetic_clip, write_sample_sequence
+from napari_cliprl.io.sample import (
+    SyntheticClip,
+    sample_clip,
+    synthetic_clip,
+    write_sample_sequence,
+)
 from napari_cliprl.schemas import ENDOVIS2018
 
 INSTRUMENT = (1, 2, 3)  # shaft, clasper, wrist

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_cliprl.suggest import (
+from napari_cliprl.annotation.suggest import (
     distance_to_reviewed,
     frame_uncertainty,
     next_suggested_frame,

@@ -1,0 +1,135 @@
+"""Exporting a session's reviewed frames in the plugin's export layout (EndoVis labels,
+optionally the frames, labels.json, schema.json and a manifest of what was reviewed).
+
+Writing is batched so memory stays at a few frames whatever the video's length; every file is
+written atomically by :func:`napari_cliprl.io.export.write_labels`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_cliprl.annotation.session import CORRECTED, Session
+from napari_cliprl.errors import describe_error
+from napari_cliprl.io.errors import DataError
+from napari_cliprl.io.export import make_manifest, write_labels
+from napari_cliprl.io.lazy import frame_names_of
+
+EXPORT_BATCH = 16  # frames written per io.export.write_labels call (bounds memory)
+
+
+def try_export(
+    session: Session, out_dir: str | os.PathLike, frames: Any = None, overwrite: bool = False
+) -> tuple[list[Path], str | None, bool]:
+    """:func:`export_session` for a worker: (written paths, error sentence, target existed)."""
+    try:
+        return export_session(session, out_dir, frames, overwrite=overwrite), None, False
+    except FileExistsError as e:
+        return [], str(e), True
+    except Exception as e:  # noqa: BLE001
+        return [], describe_error(e), False
+
+
+def export_session(
+    session: Session,
+    out_dir: str | os.PathLike,
+    frames: Any = None,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Path]:
+    """Write the reviewed frames of ``corrected`` as an export folder; returns written paths.
+
+    ``frames`` (T x H x W x 3, indexed lazily) are written to left_frames/ when given, so the
+    export can be fine-tuned on without the video. FileExistsError names an existing target
+    unless ``overwrite``; DataError if no frame is reviewed.
+    """
+    reviewed = session.reviewed
+    if not reviewed:
+        raise DataError(f"{out_dir}: no reviewed frames to export; edit or accept frames first")
+    names = export_names(frames, session.shape[0])
+    manifest = make_manifest(
+        session.info.source or "",
+        session.schema,
+        [(names[i], i, True) for i in reviewed],
+        checkpoint=session.info.checkpoint_hash,
+    )
+    corrected = session.array(CORRECTED)
+    return write_label_stack(
+        out_dir,
+        corrected,
+        reviewed,
+        names,
+        session.schema,
+        frames=frames,
+        manifest=manifest,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def write_label_stack(
+    out_dir: str | os.PathLike,
+    labels: Any,
+    indices: Sequence[int],
+    names: Sequence[str],
+    schema: Any,
+    *,
+    frames: Any = None,
+    manifest: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Path]:
+    """Write ``labels[i]`` (and ``frames[i]``) for i in ``indices`` in the export layout.
+
+    ``labels``: T x H x W ids and ``frames``: T x H x W x 3, both indexed one frame at a
+    time; ``names[i]`` is the file stem of frame i. Every target is checked before anything
+    is written (FileExistsError names the first existing one unless ``overwrite``); files are
+    then written in batches so memory stays at a few frames.
+    """
+    out = Path(out_dir)
+    if not overwrite:
+        check_targets_free(out, [names[i] for i in indices], frames is not None, manifest)
+    written: list[Path] = []
+    for start in range(0, len(indices), EXPORT_BATCH):
+        batch = indices[start : start + EXPORT_BATCH]
+        last = start + EXPORT_BATCH >= len(indices)
+        label_maps = {names[i]: np.asarray(labels[i], dtype=np.uint8) for i in batch}
+        images = {names[i]: np.asarray(frames[i]) for i in batch} if frames is not None else None
+        written += write_labels(
+            out,
+            label_maps,
+            schema,
+            images=images,
+            manifest=manifest if last else None,
+            overwrite=True,
+        )
+        if progress is not None:
+            progress(min(start + EXPORT_BATCH, len(indices)), len(indices), "exporting")
+    return written
+
+
+def export_names(frames: Any, n: int) -> list[str]:
+    """File stems of ``n`` frames: the frames' own names when they have them, else frameNNN."""
+    if frames is not None and len(frames) == n:
+        return frame_names_of(frames)
+    width = max(3, len(str(n - 1)))
+    return [f"frame{i:0{width}d}" for i in range(n)]
+
+
+def check_targets_free(
+    out: Path, names: Sequence[str], with_frames: bool, manifest: Any = None
+) -> None:
+    """FileExistsError naming the first export file under ``out`` that exists already."""
+    targets = [out / "labels" / f"{n}.png" for n in names]
+    if with_frames:
+        targets += [out / "left_frames" / f"{n}.png" for n in names]
+    meta = ["labels.json", "schema.json"] + (["manifest.json"] if manifest is not None else [])
+    for path in [*targets, *(out / m for m in meta)]:
+        if path.exists():
+            raise FileExistsError(f"{path} exists; export again with overwrite to replace it")
