@@ -21,9 +21,9 @@ from napari_cliprl.annotation.finetune_job import (
     FinetuneOutcome,
     estimate_seconds,
     finetune_command,
-    finetune_config,
     finetune_job,
     format_duration,
+    job_config,
     loss_curves,
     next_run_dirs,
 )
@@ -154,7 +154,7 @@ class LoopControls:
     def _cpu_warning(self, session: Session, options: Any) -> str:
         spec = self._widget._model.spec()
         seconds = sum(self._seconds) / len(self._seconds) if self._seconds else None
-        n = len(session.reviewed) + _count_labelled(options.extra_data)
+        n = len(session.reviewed) + _count_labelled(options.data)
         estimate = estimate_seconds(n, options, spec_architecture(spec), seconds)
         message = (
             f"Fine-tuning on the CPU ({n} frames): {format_duration(estimate)}. "
@@ -220,10 +220,7 @@ class LoopControls:
     # -- separate process -------------------------------------------------------------------
     def _show_command(self, session: Session) -> Any:
         data_dir, ckpt_dir = next_run_dirs(session.folder)
-        options = self.finetune.options()
-        config = finetune_config(
-            self._widget._model.spec(), [str(data_dir), *options.extra_data], ckpt_dir, options
-        )
+        config = job_config(self._widget._model.spec(), self.finetune.options(), data_dir, ckpt_dir)
         self.finetune.set_command(finetune_command(config))
         return data_dir
 

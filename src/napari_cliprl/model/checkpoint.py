@@ -146,6 +146,8 @@ def read_checkpoint_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: unreadable checkpoint config: {e}") from e
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a napari-cliprl checkpoint config")
+    if config.get("unfinished"):  # a training checkpoint of a run that has not ended
+        raise CheckpointError(f"{folder}: {' '.join(str(config['unfinished']).split())}")
     if int(config.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format version {config['format_version']} is newer than this "

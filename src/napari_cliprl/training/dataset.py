@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch.utils.data import Dataset
 
 from napari_cliprl.io.labeled import LabeledSequence, find_labeled, read_labeled
 from napari_cliprl.schemas import LabelSchema, get_schema
+from napari_cliprl.training.config import AugmentConfig
 
 IGNORE_INDEX = 255
 # open_clip's OPENAI_DATASET_MEAN / STD (every open_clip ViT uses them)
@@ -32,31 +32,25 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-@dataclass
-class AugmentConfig:
-    enabled: bool = True  # False: items are only resized
-    scale: tuple[float, float] = (0.75, 1.33)  # zoom range; < 1 pads with ignore, > 1 crops
-    hflip: float = 0.5  # probability of a horizontal flip
-    vflip: float = 0.0  # probability of a vertical flip (endoscopes are rarely upside down)
-    brightness: float = 0.3  # multiply by U(1 - b, 1 + b)  (lighting robustness)
-    contrast: float = 0.3  # blend with the mean grey by U(1 - c, 1 + c)
-    saturation: float = 0.2  # blend with the grey image by U(1 - s, 1 + s)
-    hue: float = 0.04  # rotate hue by U(-h, h) turns (YIQ rotation)
-
-
 # -- reading ---------------------------------------------------------------------------------
 def open_sequences(
-    paths: Sequence[str | os.PathLike], schema: LabelSchema | str | None = None
+    paths: Sequence[str | os.PathLike],
+    schema: LabelSchema | str | None = None,
+    *,
+    ground_truth: bool = False,
 ) -> list[LabeledSequence]:
     """Every labelled sequence under ``paths`` (a sequence folder or a folder of them).
 
-    Exports contribute only their reviewed frames. All sequences must share one schema;
-    a mismatch raises ValueError naming both.
+    Exports contribute only their reviewed frames; an export-layout folder without a manifest
+    only with ``ground_truth`` (io's ``read_labeled`` contract). All sequences must share one
+    schema; a mismatch raises ValueError naming both.
     """
+    # ground_truth=False is read_labeled's default: passed only when set
+    declared = {"ground_truth": True} if ground_truth else {}
     seqs: list[LabeledSequence] = []
     for path in paths:
         for folder in find_labeled(path):
-            seq = read_labeled(folder, schema, reviewed_only=True)
+            seq = read_labeled(folder, schema, reviewed_only=True, **declared)
             if len(seq):
                 seqs.append(seq)
     if not seqs:

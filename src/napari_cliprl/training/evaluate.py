@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_cliprl.metrics import evaluate_frames, pixels_to_change
-
-ProgressFn = Callable[..., None]
+from napari_cliprl.training.config import ProgressFn
 
 
 def step_names(steps: int) -> list[str]:

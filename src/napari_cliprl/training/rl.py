@@ -18,14 +18,14 @@ in :mod:`returns` and is unit-tested on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from napari_cliprl.model.policy import KEEP, action_log_probs, apply_actions, select_actions
-from napari_cliprl.training.curriculum import CurriculumConfig, available_frames, episode_length
+from napari_cliprl.training.config import CurriculumConfig, RLConfig
+from napari_cliprl.training.curriculum import available_frames, episode_length
 from napari_cliprl.training.distributed import DistContext, unwrap
 from napari_cliprl.training.losses import IGNORE_INDEX, brier_gain_reward
 from napari_cliprl.training.returns import (
@@ -34,31 +34,6 @@ from napari_cliprl.training.returns import (
     ppo_policy_loss,
 )
 from napari_cliprl.training.rl_cache import RLData
-
-
-@dataclass
-class RLConfig:
-    iterations: int = 200  # A2C/PPO updates after the warm start (0: imitation only)
-    imitation_iters: int = 100  # warm-start updates on the greedy one-step oracle action
-    imitation: str = "q"  # warm-start loss: "q" (default), "expected" or "ce"; see imitation_loss
-    imitation_beta: float = 0.5  # warm start: follow the oracle with this probability per cell
-    oracle_margin: float = 0.05  # the oracle keeps unless an action gains more than this
-    algo: str = "a2c"  # "a2c" (synchronous advantage actor-critic) or "ppo"
-    max_steps: int = 3  # episode length T at the end of the curriculum
-    num_envs: int = 8  # episodes (frames) per update and process
-    learning_rate: float = 3e-3  # Adam
-    gamma: float = 1.0  # discount; 1: a return is the whole remaining Brier improvement
-    gae_lambda: float = 1.0  # 1: n-step (Monte-Carlo) returns, as in A2C
-    ent_coef: float = 0.01  # entropy bonus
-    vf_coef: float = 0.5  # value loss weight
-    bc_coef: float = 0.1  # oracle cross-entropy kept during RL (0: pure RL)
-    clip_coef: float = 0.2  # PPO surrogate clipping
-    update_epochs: int = 4  # PPO epochs per rollout
-    num_minibatches: int = 2  # PPO minibatches (over episodes) per epoch
-    norm_adv: bool = True  # normalise advantages per batch
-    max_grad_norm: float = 0.5  # gradient clipping
-    reward_scale: float = 10.0  # rewards are multiplied by this (per-cell gains are small)
-    augment_copies: int = 4  # cached states per training frame: 1 plain + augmented copies
 
 
 class AgentReplay(nn.Module):

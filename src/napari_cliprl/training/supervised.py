@@ -10,30 +10,15 @@ a pretrained tower) says otherwise. Reads like a nanoGPT training script: config
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from napari_cliprl.training.config import SupervisedConfig
 from napari_cliprl.training.distributed import DistContext, autocast, unwrap
 from napari_cliprl.training.losses import segmentation_loss
-
-
-@dataclass
-class SupervisedConfig:
-    epochs: int = 10  # passes over the training frames
-    batch_size: int = 4  # frames per step and process
-    learning_rate: float = 1e-3  # AdamW, decoder and text residual
-    backbone_lr: float = 2e-4  # AdamW, trainable backbone parameters
-    weight_decay: float = 1e-4  # AdamW weight decay (not on norms/biases/residual)
-    dice_coef: float = 1.0  # weight of the soft Dice term next to the cross-entropy
-    grad_clip: float = 1.0  # max gradient norm (0: no clipping)
-    train_backbone: bool | None = None  # unfreeze the whole backbone; None: only for random-
-    # weight architectures (tiny-test), where a frozen random backbone cannot learn anything
-    train_backbone_blocks: int = 0  # else: unfreeze the last N ViT blocks (pretrained CLIP)
-    warmup_steps: int = 10  # linear learning-rate warm-up, then cosine decay to 10%
 
 
 class Segmenter(nn.Module):

@@ -20,15 +20,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cliprl.annotation.finetune_job import FinetuneOptions
+from napari_cliprl.annotation.finetune_job import widget_preset
 from napari_cliprl.devices import DEVICES
+from napari_cliprl.training.config import FinetuneConfig, replace_fields
 
 from .plots import LossPlot
 from .status import ProgressMixin
 
 
 class FinetuneSection(ProgressMixin, QGroupBox):
-    """Describes a fine-tune as :class:`FinetuneOptions` and shows its progress."""
+    """Describes a fine-tune as a FinetuneConfig (from ``widget_preset``) and shows its
+    progress."""
 
     _min_total = 0  # fine-tuning starts with a busy bar until the first progress report
 
@@ -40,9 +42,9 @@ class FinetuneSection(ProgressMixin, QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Fine-tune", parent)
-        defaults = FinetuneOptions()
-        self._epochs = _spin(0, 1000, defaults.epochs, "phase A (supervised) epochs")
-        self._rl_iters = _spin(0, 10000, defaults.rl_iters, "phase B (RL) updates")
+        defaults = widget_preset()
+        self._epochs = _spin(0, 1000, defaults.supervised.epochs, "phase A (supervised) epochs")
+        self._rl_iters = _spin(0, 10000, defaults.rl.iterations, "phase B (RL) updates")
         self._device = QComboBox()
         self._device.addItems(DEVICES)
         self._device.setToolTip("cuda trains in bf16; cpu in fp32 (slow: see the estimate)")
@@ -103,14 +105,19 @@ class FinetuneSection(ProgressMixin, QGroupBox):
         form.addRow(model_row)
 
     # -- values ------------------------------------------------------------------------------
-    def options(self) -> FinetuneOptions:
+    def options(self) -> FinetuneConfig:
         extra = [self._extra.item(i).text() for i in range(self._extra.count())]
-        return FinetuneOptions(
-            epochs=self._epochs.value(),
-            rl_iters=self._rl_iters.value(),
-            imitation_iters=min(self._rl_iters.value(), FinetuneOptions().imitation_iters),
-            device=self._device.currentText(),
-            extra_data=extra,
+        preset = widget_preset()
+        rl_iters = self._rl_iters.value()
+        return replace_fields(
+            preset,
+            {
+                "supervised.epochs": self._epochs.value(),
+                "rl.iterations": rl_iters,
+                "rl.imitation_iters": min(rl_iters, preset.rl.imitation_iters),
+                "device": self._device.currentText(),
+                "data": extra,
+            },
         )
 
     def set_budget(self, epochs: int, rl_iters: int) -> None:
