@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from napari_cliprl.io.labeled import LabeledSequence, find_labeled, read_labeled
+from napari_cliprl.io import LabeledSequence, find_labeled, read_labeled
 from napari_cliprl.schemas import LabelSchema, get_schema
 from napari_cliprl.training.config import AugmentConfig
 
