@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 from _training_data import tiny_config, write_export
 
-from napari_cliprl.io.labeled import read_labeled
+from napari_cliprl.io import read_labeled
 from napari_cliprl.training import dataset, setup
 from napari_cliprl.training.cli_options import parse_config
 from napari_cliprl.training.config import FinetuneConfig
-
-IO_HAS_GROUND_TRUTH = "ground_truth" in inspect.signature(read_labeled).parameters
 
 
 class SeenError(Exception):
@@ -29,15 +25,13 @@ def test_the_option_reaches_the_readers(tiny_export, tmp_path, monkeypatch):
 
     def recording(folder, schema=None, **kwargs):
         calls.append(dict(kwargs))
-        if not IO_HAS_GROUND_TRUTH:
-            kwargs.pop("ground_truth", None)
         return read_labeled(folder, schema, **kwargs)
 
     monkeypatch.setattr(dataset, "read_labeled", recording)
     dataset.open_sequences([tiny_export], ground_truth=True)
     dataset.open_sequences([tiny_export])
     assert calls[0]["ground_truth"] is True and calls[0]["reviewed_only"] is True
-    assert calls[1].get("ground_truth", False) is False and calls[1]["reviewed_only"] is True
+    assert calls[1]["ground_truth"] is False and calls[1]["reviewed_only"] is True
 
     def opened(paths, schema=None, **kwargs):
         raise SeenError(kwargs)
@@ -50,9 +44,6 @@ def test_the_option_reaches_the_readers(tiny_export, tmp_path, monkeypatch):
     assert info.value.args[0] == {"ground_truth": True}
 
 
-@pytest.mark.skipif(
-    not IO_HAS_GROUND_TRUTH, reason="needs io's read_labeled(..., ground_truth=) (io branch)"
-)
 def test_a_folder_without_manifest_is_training_data_only_when_declared(tmp_path):
     from napari_cliprl.training.finetune import finetune
 

@@ -45,12 +45,10 @@ def open_sequences(
     only with ``ground_truth`` (io's ``read_labeled`` contract). All sequences must share one
     schema; a mismatch raises ValueError naming both.
     """
-    # ground_truth=False is read_labeled's default: passed only when set
-    declared = {"ground_truth": True} if ground_truth else {}
     seqs: list[LabeledSequence] = []
     for path in paths:
         for folder in find_labeled(path):
-            seq = read_labeled(folder, schema, reviewed_only=True, **declared)
+            seq = read_labeled(folder, schema, reviewed_only=True, ground_truth=ground_truth)
             if len(seq):
                 seqs.append(seq)
     if not seqs:
