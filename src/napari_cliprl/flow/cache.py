@@ -8,7 +8,8 @@ H x W x 3 uint8 RGB (a FrameSource, a LazyArray, a list or an array).
 On disk (``folder`` given) the cache is ``<folder>/flow.zarr``::
 
     flows      (T - 1) x 2 x h x w x 2 float16, one chunk per pair: [t, 0] forward, [t, 1]
-               backward (values rounded to float16 always, so disk and memory agree exactly)
+               backward; values rounded to 1/32 px (in memory too, so both agree exactly):
+               about 0.45 MB per pair at 640 x 360
     computed   (T - 1,) uint8, one chunk per pair: 1 once pair t's flows are stored
     attrs      {"cliprl_flow": parameters}: frame count, frame and working size, preset,
                fingerprint of the frames, format version
@@ -43,6 +44,7 @@ from napari_cliprl.flow.dense import FlowConfig, FlowPair
 FLOW_STORE = "flow.zarr"
 PARAMS_KEY = "cliprl_flow"
 FORMAT_VERSION = 1
+QUANTUM = 1 / 32  # stored flows are multiples of this many working-size pixels
 _STRIPES = 64  # per-pair locks, shared by index modulo this
 _GREY_FRAMES = 4  # grey working-size frames kept for the next pair
 
@@ -202,7 +204,7 @@ class FlowCache:
         pair = dense.compute_pair(self._grey_frame(t), self._grey_frame(t + 1), self.config)
         with self._lock:
             self.stats.computed += 1
-        return np.stack([pair.forward, pair.backward]).astype(np.float16)
+        return _to_float16(np.stack([pair.forward, pair.backward]))
 
     def _grey_frame(self, i: int) -> np.ndarray:
         with self._lock:
@@ -264,6 +266,13 @@ class FlowCache:
         group.create_array("computed", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
         group.attrs[PARAMS_KEY] = self.params  # last: a store without parameters is stale
         return group
+
+
+def _to_float16(flows: np.ndarray) -> np.ndarray:
+    """float32 -> float16 rounded to multiples of ``QUANTUM`` px (exact in float16 below
+    64 px). The rounding error (at most 1/64 px) is far below DIS's own, makes chunks about
+    3.7x smaller under zstd, and leaves no subnormal float16 (which converts ~50x slower)."""
+    return (np.rint(flows * (1 / QUANTUM)) * QUANTUM).astype(np.float16)
 
 
 def _has_arrays(group: zarr.Group, params: dict[str, Any]) -> bool:
