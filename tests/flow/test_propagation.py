@@ -11,6 +11,7 @@ from napari_cliprl.flow import (
     FlowConfig,
     Propagated,
     Side,
+    carry,
     flow_both,
     flow_nearest,
     iter_propagate,
@@ -143,3 +144,17 @@ def test_sub_pixel_motion_accumulates_instead_of_rounding_away_each_frame() -> N
     mask = square_mask(SIZE, BOX, value=4)
     side = propagate({0: mask}, [5], flows)[5].forward
     np.testing.assert_array_equal(side.labels[INNER], shifted(mask, 0, 2)[INNER])
+
+
+def test_carry_streams_one_side_like_propagate_and_refuses_both_sides() -> None:
+    flows = TranslationFlows(8, SIZE, (1, -2), working_size=(60, 80))
+    mask = square_mask(SIZE, BOX, value=5)
+    carried = dict(carry(7, mask, [2, 5], flows))
+    assert list(carried) == [5, 2], "nearest first"
+    result = propagate({7: mask}, [2, 5], flows)
+    for t, side in carried.items():
+        assert side.distance == 7 - t and result[t].forward is None
+        np.testing.assert_array_equal(side.labels, result[t].backward.labels)
+        np.testing.assert_array_equal(side.conf, result[t].backward.conf)
+    with pytest.raises(ValueError, match="both sides"):
+        list(carry(4, mask, [2, 6], flows))

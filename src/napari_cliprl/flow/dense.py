@@ -34,7 +34,8 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """How flow is estimated; every field is part of a flow cache's identity."""
+    """How flow is estimated; ``preset`` and the working size are part of a flow cache's
+    identity (a cache made with other values is recomputed), ``threads`` is not."""
 
     preset: str = "medium"
     """DIS preset: "ultrafast", "fast" or "medium" (slowest, most accurate; the default:
