@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import zarr
 
@@ -140,7 +141,7 @@ class FlowCache:
                 self.stats.memory_hits += 1
         if data is None:
             data = self._load(t)
-        flows = data.astype(np.float32)
+        flows = _to_float32(data)
         return FlowPair(flows[0], flows[1])
 
     def is_computed(self, t: int) -> bool:
@@ -272,7 +273,19 @@ def _to_float16(flows: np.ndarray) -> np.ndarray:
     """float32 -> float16 rounded to multiples of ``QUANTUM`` px (exact in float16 below
     64 px). The rounding error (at most 1/64 px) is far below DIS's own, makes chunks about
     3.7x smaller under zstd, and leaves no subnormal float16 (which converts ~50x slower)."""
-    return (np.rint(flows * (1 / QUANTUM)) * QUANTUM).astype(np.float16)
+    steps = np.rint(flows * (1 / QUANTUM))
+    steps *= QUANTUM
+    return _convert(steps, cv2.CV_16F)
+
+
+def _to_float32(flows: np.ndarray) -> np.ndarray:
+    return _convert(flows, cv2.CV_32F)
+
+
+def _convert(array: np.ndarray, depth: int) -> np.ndarray:
+    """``array`` (... x w x 2) as OpenCV ``depth``: 3-4x faster than numpy for float16."""
+    flat = np.ascontiguousarray(array).reshape(-1, array.shape[-2] * array.shape[-1])
+    return cv2.multiply(flat, 1.0, dtype=depth).reshape(array.shape)
 
 
 def _has_arrays(group: zarr.Group, params: dict[str, Any]) -> bool:

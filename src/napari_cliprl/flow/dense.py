@@ -87,19 +87,21 @@ def to_grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 _local = threading.local()
 
 
-def _dis(preset: str) -> cv2.DISOpticalFlow:
-    """One DIS estimator per thread and preset (OpenCV objects are not shared across threads)."""
+def _dis(preset: str, size: tuple[int, ...]) -> cv2.DISOpticalFlow:
+    """One DIS estimator per thread, preset and frame size (OpenCV objects are not shared
+    across threads, and one used at alternating sizes reallocates its buffers every call)."""
     cache = _local.__dict__.setdefault("dis", {})
-    if preset not in cache:
-        cache[preset] = cv2.DISOpticalFlow_create(PRESETS[preset])
-    return cache[preset]
+    key = (preset, *size)
+    if key not in cache:
+        cache[key] = cv2.DISOpticalFlow_create(PRESETS[preset])
+    return cache[key]
 
 
 def estimate_flow(grey_a: np.ndarray, grey_b: np.ndarray, config: FlowConfig) -> np.ndarray:
     """DIS flow from ``grey_a`` to ``grey_b`` (h x w uint8 each) -> h x w x 2 float32."""
     if cv2.getNumThreads() != config.threads:
         cv2.setNumThreads(config.threads)
-    flow = _dis(config.preset).calc(grey_a, grey_b, None)
+    flow = _dis(config.preset, grey_a.shape).calc(grey_a, grey_b, None)
     return np.ascontiguousarray(flow, dtype=np.float32)
 
 
