@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_cliprl.devices import resolve_device
 from napari_cliprl.model.backbone import Features
-from napari_cliprl.model.build import resolve_device
 from napari_cliprl.model.cliprl import CLIPRL
 from napari_cliprl.model.policy import entropy as entropy_map
 

@@ -1,13 +1,8 @@
 """CLIP-RL model (torch only): backbone, text bank, decoder, refinement agent, builder."""
 
 from napari_cliprl.model.backbone import CLIPBackbone, Features
-from napari_cliprl.model.build import (
-    build_model,
-    list_architectures,
-    read_checkpoint_config,
-    resolve_device,
-    save_checkpoint,
-)
+from napari_cliprl.model.build import build_model
+from napari_cliprl.model.checkpoint import CheckpointError, read_checkpoint_config, save_checkpoint
 from napari_cliprl.model.cliprl import CLIPRL, CLIPRLOutput
 from napari_cliprl.model.decoder import SegDecoder
 from napari_cliprl.model.policy import (
@@ -16,12 +11,15 @@ from napari_cliprl.model.policy import (
     apply_actions,
     select_actions,
 )
+from napari_cliprl.model.registry import ArchSpec, get_architecture, list_architectures
 from napari_cliprl.model.text import TextBank
 
 __all__ = [
     "CLIPRL",
+    "ArchSpec",
     "CLIPBackbone",
     "CLIPRLOutput",
+    "CheckpointError",
     "Features",
     "RefinementAgent",
     "SegDecoder",
@@ -29,9 +27,9 @@ __all__ = [
     "action_log_probs",
     "apply_actions",
     "build_model",
+    "get_architecture",
     "list_architectures",
     "read_checkpoint_config",
-    "resolve_device",
     "save_checkpoint",
     "select_actions",
 ]
