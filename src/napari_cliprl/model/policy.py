@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_cliprl.config import check_steps
+
 KEEP = 0
 
 
@@ -266,9 +268,11 @@ def run_episode(
 ) -> Iterator[AgentStep]:
     """Play ``steps`` agent steps from the decoder's logits, yielding each :class:`AgentStep`.
 
-    L0: B x K x h x w logits; features: F, B x C x h x w pixel features. Gradients flow as the
-    caller's mode allows (``torch.no_grad()`` for inference and rollouts, not for the replay).
+    L0: B x K x h x w logits; features: F, B x C x h x w pixel features; steps: T, at most
+    limits.MAX_STEPS. Gradients flow as the caller's mode allows (``torch.no_grad()`` for
+    inference and rollouts, not for the replay).
     """
+    steps = check_steps(steps, "episode length")
     hidden = agent.initial_hidden(features)
     current = L0
     for t in range(steps):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_cliprl.config import check_steps
 from napari_cliprl.model.policy import (
     KEEP,
     action_log_probs,
@@ -153,6 +154,7 @@ def rollout(
     front: actions, logprobs, rewards, values, oracle (T x B x h x w) and gains
     (T x B x A x h x w: the scaled reward every action would have had).
     """
+    T = check_steps(T, "episode length")  # before the buffers are allocated
     B, K, h, w = L0.shape
     gains = torch.zeros((T, B, K + 3, h, w), device=L0.device)
     actions = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
