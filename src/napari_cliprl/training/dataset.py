@@ -7,7 +7,7 @@ CholecSeg8k, the plugin's export). From an export only frames marked reviewed in
 ``changed_weight`` times more in the supervised loss (DESIGN 2.9).
 
 Items are ``(image 3 x H x W float in [0, 1], labels H x W long, pixel_weight H x W float)`` at
-the model's input size; CLIP normalisation happens on the device (see :func:`normalize`).
+the model's input size; CLIP normalisation is the model's (``CLIPRL.normalize``), on the device.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from napari_cliprl.schemas import LabelSchema, get_schema
 from napari_cliprl.training.config import AugmentConfig
 
 IGNORE_INDEX = 255
-# open_clip's OPENAI_DATASET_MEAN / STD (every open_clip ViT uses them)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -170,13 +167,6 @@ def augment(
     if config.hue > 0:
         img = _hue_rotate(img, _uniform(gen, -config.hue, config.hue))
     return img.clamp(0.0, 1.0), lab, wgt
-
-
-def normalize(images: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
-    """B x 3 x H x W float [0, 1] -> CLIP-normalised input of ``CLIPRL.encode``."""
-    m = images.new_tensor(mean).view(1, 3, 1, 1)
-    s = images.new_tensor(std).view(1, 3, 1, 1)
-    return (images - m) / s
 
 
 # -- the dataset -----------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from napari_cliprl.training.losses import segmentation_loss
 class Segmenter(nn.Module):
     """What DistributedDataParallel wraps in phase A: images -> (L0, zero-shot) of a CLIPRL.
 
-    Registers only the backbone, text bank and decoder (the agent is not trained here), and
-    normalises images in [0, 1] with the model's CLIP mean/std.
+    Registers only the backbone, text bank and decoder (the agent is not trained here); images
+    in [0, 1] are normalised by the model (``CLIPRL.normalize``).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -38,8 +38,7 @@ class Segmenter(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images B x 3 x H x W in [0, 1] -> (L0 B x K x H/4 x W/4, zero-shot B x K x h x w)."""
         model = self._model
-        x = (images - model.image_mean) / model.image_std
-        zero_shot, L0, _ = model.decode(model.encode(x))
+        zero_shot, L0, _ = model.decode(model.encode(model.normalize(images)))
         return L0, zero_shot
 
 
