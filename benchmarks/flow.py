@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from napari_cliprl.flow import FlowConfig, PropagationConfig
     from napari_cliprl.flow.dense import working_size
-    from napari_cliprl.io.labeled import read_labeled
+    from napari_cliprl.io import read_labeled
 
     start, load = time.perf_counter(), os.getloadavg()
     seq = read_labeled(args.data)

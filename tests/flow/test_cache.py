@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import zarr
 from _synthetic import square_mask, translated_clip
-from napari_cliprl.lazy import LazyArray
 
 from napari_cliprl.flow import FlowCache, FlowCacheError, FlowConfig, dense, propagate
 from napari_cliprl.flow.cache import FLOW_STORE
+from napari_cliprl.io.lazy import LazyArray
 
 SIZE = (48, 64)
 CONFIG = FlowConfig(preset="ultrafast", max_side=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cliprl.flow import FlowCache, flow_nearest, propagate
-from napari_cliprl.io.labeled import read_labeled
+from napari_cliprl.io import read_labeled
 from napari_cliprl.metrics import pixels_to_change
 
 
