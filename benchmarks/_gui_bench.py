@@ -16,7 +16,8 @@ from typing import Any
 
 # -- provenance ----------------------------------------------------------------------------
 def source_info() -> dict[str, Any]:
-    """Which source tree was imported (``napari_cliprl.__file__``) and its git commit."""
+    """Which source tree was imported (``napari_cliprl.__file__``), its git commit, whether the
+    package has uncommitted changes, and the last commit that changed the package."""
     import napari_cliprl
 
     folder = Path(napari_cliprl.__file__).resolve().parent
@@ -30,6 +31,10 @@ def source_info() -> dict[str, Any]:
             [*git, "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=10
         )
         info["dirty"] = bool(status.stdout.strip())
+        last = [*git, "log", "-1", "--format=%H", "--", "."]  # the package's own last change
+        info["package_commit"] = subprocess.run(
+            last, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass  # not a git checkout (an installed wheel): the path still says which tree
     return info

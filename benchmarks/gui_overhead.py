@@ -375,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         "source": first.get("source"),
         "commit": first.get("commit"),
         "dirty": first.get("dirty"),
+        "package_commit": first.get("package_commit"),
         "loadavg": {
             "start": start_load,
             "end": gb.loadavg(),

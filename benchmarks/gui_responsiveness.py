@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         "source": first.get("source"),
         "commit": first.get("commit"),
         "dirty": first.get("dirty"),
+        "package_commit": first.get("package_commit"),
         "widget_source": first.get("widget_source"),
         "loadavg": {
             "start": start_load,
