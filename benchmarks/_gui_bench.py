@@ -70,22 +70,33 @@ def ground_truth(video: dict) -> Any:
 
 
 # -- repeats in fresh processes ------------------------------------------------------------
-def run_children(argv: list[str], repeat: int, timeout_s: float, out_dir: Path) -> list[dict]:
-    """Run ``argv + ['--child-json', file]`` ``repeat`` times, each a fresh process (cold
-    imports, as a user meets them); a child that hangs is killed and its partial file kept."""
-    results = []
-    for k in range(repeat):
-        out = out_dir / f"run-{k}.json"
-        try:
-            proc = subprocess.run([*argv, "--child-json", str(out)], timeout=timeout_s)
-            status = proc.returncode
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-        result = json.loads(out.read_text()) if out.is_file() else {"actions": []}
-        result["exit_status"] = status
-        results.append(result)
-        print(f"run {k + 1}/{repeat}: exit {status}", file=sys.stderr, flush=True)
-    return results
+def run_child(cmd: list[str], out: Path, timeout_s: float) -> dict:
+    """Run ``cmd + ['--child-json', out]`` in a fresh process (cold imports, as a user meets
+    them); a child that hangs is killed and whatever it saved so far is kept."""
+    try:
+        status: Any = subprocess.run([*cmd, "--child-json", str(out)], timeout=timeout_s).returncode
+    except subprocess.TimeoutExpired:
+        status = "timeout"
+    result = json.loads(out.read_text()) if out.is_file() else {"actions": []}
+    result["exit_status"] = status
+    return result
+
+
+def run_with_method_retry(cmd: list[str], out: Path, timeout_s: float, retry: list[str]) -> dict:
+    """:func:`run_child`; when the child says a click failed and the method behind it must be
+    measured (``needs_method``), run a fresh child with ``retry`` arguments too, so that the
+    method's figure is as cold as a working click's would be. Both are kept."""
+    result = run_child(cmd, out, timeout_s)
+    if not result.get("needs_method"):
+        return result
+    print("  the click failed: measuring the method in a fresh process", file=sys.stderr)
+    second = run_child([*cmd, *retry], out.with_name(f"{out.stem}-method.json"), timeout_s)
+    second["click_run"] = result
+    clicks, actions = result.get("actions", []), second.get("actions", [])
+    names = [a["action"] for a in actions]
+    at = names.index(clicks[-1]["action"]) if clicks and clicks[-1]["action"] in names else 0
+    second["actions"] = [*actions[:at], *clicks, *actions[at:]]  # the click beside its method
+    return second
 
 
 def median_actions(runs: Iterable[list[dict]]) -> list[dict]:

@@ -24,7 +24,7 @@ Each run predicts the video twice: ``first`` (backbone features computed) and ``
 (features from the predictor's cache, as a second Run in the dock). ``overhead_ratio`` is
 (GUI - model) / model per frame. With ``--fallback-method`` a Run click that fails is
 recorded and the measurement is taken by calling the widget's ``run()`` from a fresh start,
-labelled ``"driven_by": "method"``.
+labelled ``"driven_by": "method"`` (in a fresh process: as cold as a working click).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--phase", choices=("core", "session", "gui", "gui-profile"), help=argparse.SUPPRESS
     )
     p.add_argument("--video-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--run-by", default="click", help=argparse.SUPPRESS)
+    p.add_argument("--no-sampler", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-json", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -245,31 +246,30 @@ def frame_figures(stamps: list[tuple[float, int]], start: float, stop: float, n:
     return out
 
 
-def phase_gui(args: argparse.Namespace, path: str, profile: bool) -> dict:
+def phase_gui(args: argparse.Namespace, path: str, profile: bool, save: Any) -> dict:
+    """Two Runs of all frames in the dock. A failing click with ``--fallback-method`` ends the
+    phase (``needs_method``): the parent repeats it in a fresh process with ``--run-by
+    method``, so the method's first run is as cold as a working click's would be. ``save``
+    keeps what was measured (a dict) before the viewer closes."""
     from napari.qt import get_qapp
 
     get_qapp()
     ticks, guard = gd.TickRecorder(), gd.ModalGuard()
     gui = GuiRun(args, path, ticks)
     out: dict[str, Any] = {"model": gui.model, "attempts": []}
-    driven_by = "click"
     for name in PASSES:
-        profiler = gp.Profiler() if profile else None
-        result = gui.run(driven_by, profiler)
-        if not result["ok"] and driven_by == "click" and args.fallback_method:
+        profiler = gp.Profiler(sample=not args.no_sampler) if profile else None
+        result = gui.run(args.run_by, profiler)
+        if not result["ok"] and args.run_by == "click" and args.fallback_method:
             out["attempts"].append({"pass": name, **result})
-            driven_by = "method"
-            if name == "first":  # a failed click may have changed the state: start over
-                gui.close()
-                fresh = Path(path).with_name(f"{Path(path).stem}-fresh{Path(path).suffix}")
-                gui = GuiRun(args, str(shutil.copy(path, fresh)), ticks)
-            profiler = gp.Profiler() if profile else None
-            result = gui.run(driven_by, profiler)
+            out["needs_method"] = True
+            break
         out[name] = result
         if profiler is not None:
             out[name]["profile"] = profiler.report()
-    gui.close()
     out["dialogs_closed"] = guard.closed
+    save(out)  # before closing the viewer, which has crashed the process once in a while
+    gui.close()
     return out
 
 
@@ -278,28 +278,42 @@ def run_child(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="cliprl-overhead-"))
     path = str(shutil.copy(args.video_file, work))  # a fresh session beside a fresh copy
     result: dict[str, Any] = {"phase": args.phase, **gb.source_info(), "load_start": gb.loadavg()}
+
+    def save(part: dict) -> None:
+        result.update(part, load_end=gb.loadavg())
+        gb.save_json(args.child_json, result)
+
     try:
         if args.phase == "core":
-            result.update(phase_core(args, path))
+            save(phase_core(args, path))
         elif args.phase == "session":
-            result.update(phase_session(args, path, work))
+            save(phase_session(args, path, work))
         else:
-            result.update(phase_gui(args, path, profile=args.phase == "gui-profile"))
+            save(phase_gui(args, path, args.phase == "gui-profile", save))
     finally:
-        result["load_end"] = gb.loadavg()
-        gb.save_json(args.child_json, result)
+        save({})
         shutil.rmtree(work, ignore_errors=True)
 
 
 def run_phase(argv: list[str], phase: str, out: Path, timeout_s: float) -> dict:
     print(f"phase {phase} ...", file=sys.stderr, flush=True)
-    cmd = [*argv, "--phase", phase, "--child-json", str(out)]
-    try:
-        status: Any = subprocess.run(cmd, timeout=timeout_s).returncode
-    except subprocess.TimeoutExpired:
-        status = "timeout"
-    result = json.loads(out.read_text()) if out.is_file() else {"phase": phase}
-    result["exit_status"] = status
+    cmd = [*argv, "--phase", phase]
+    result = gb.run_with_method_retry(cmd, out, timeout_s, ["--run-by", "method"])
+    if "click_run" in result:  # the failed click, then the method's figures
+        result["attempts"] = [*result["click_run"].get("attempts", []), *result["attempts"]]
+    return result
+
+
+def profile_phase(base: list[str], rounds: list[dict], tmp: Path, timeout_s: float) -> dict:
+    """The profiled GUI run. Where the Run click failed in the rounds, the method is profiled
+    directly; a profiled child that crashed is run again without the stack sampler."""
+    if any(r["gui"].get("attempts") for r in rounds):
+        base = [*base, "--run-by", "method"]
+    result = run_phase(base, "gui-profile", tmp / "profile.json", timeout_s)
+    if "first" not in result:
+        crashed = result
+        result = run_phase([*base, "--no-sampler"], "gui-profile", tmp / "p2.json", timeout_s)
+        result["sampler_crashed"] = crashed.get("exit_status")
     return result
 
 
@@ -369,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
         if not args.no_profile:
-            profile = run_phase(base, "gui-profile", Path(tmp) / "profile.json", args.child_timeout)
+            profile = profile_phase(base, rounds, Path(tmp), args.child_timeout)
     first = rounds[0]["gui"] if rounds else {}
     result = {
         "source": first.get("source"),

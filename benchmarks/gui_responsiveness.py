@@ -18,7 +18,9 @@ Buttons are clicked (``QTest.mouseClick``) after being found by their text in th
 boxes and spin boxes are set as a user's change sets them. A click that fails records the error
 notification as its outcome. With ``--fallback-method`` a failed Run or a Restore that is not
 offered is also measured by calling the widget's method behind it, labelled
-``"driven_by": "method"``: only to have a comparable figure for a broken control.
+``"driven_by": "method"``: only to have a comparable figure for a broken control. When the
+first Run click fails, that run stops there and a fresh process repeats the sequence with the
+first Run called as a method, so that its figure is as cold as a working click's would be.
 
 Every repeat is a fresh process (cold imports, as a user meets them) with its own copy of the
 video and so its own session; the JSON holds per-action medians and every run. Which source
@@ -73,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child-timeout", type=float, default=3600.0, help="seconds per repeat")
     p.add_argument("--json", type=Path, help="write the JSON here (it is always printed)")
     p.add_argument("--video-file", type=Path, help=argparse.SUPPRESS)  # parent -> child
+    p.add_argument("--run-first-by", default="click", help=argparse.SUPPRESS)
     p.add_argument("--child-json", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -175,17 +178,6 @@ def open_viewer_with_dock(b: Bench, suffix: str = "", measured: bool = True) -> 
     configure_dock(b)
 
 
-def fresh_start(b: Bench) -> None:
-    """Start over on a fresh copy of the video (so a fresh session) in a new viewer: a failed
-    click may have changed the state (today it leaves a session and empty layers), and the
-    method's figure must be a first run's."""
-    b.setup("close viewer (fresh start)", b.viewer.close)
-    gd.process_events(300)
-    old = Path(b.video["path"])
-    b.video["path"] = str(shutil.copy(old, old.with_name(f"{old.stem}-fresh{old.suffix}")))
-    open_viewer_with_dock(b, " (fresh start)", measured=False)
-
-
 def configure_dock(b: Bench) -> None:
     if b.dock is not None:
         b.result["model"] = gd.configure_dock(b.dock, b.args.steps)
@@ -200,14 +192,20 @@ def click_action(b: Bench, name: str, text: str, done: Any, **kw: Any) -> dict:
     return b.measure(name, lambda: gd.click(button), done(button, gd.n_records()), **kw)
 
 
+class FirstClickFailedError(Exception):
+    """The first Run click failed: its method must be measured in a fresh process."""
+
+
 def run_action(b: Bench, name: str, first: bool = False) -> None:
-    """Click Run; if that fails and ``--fallback-method``, also call the widget's run()
-    (for the first run, from a fresh start)."""
-    record = click_action(b, name, "Run", gd.ButtonCycle, timeout_s=b.args.run_timeout)
-    if record["ok"] or not b.args.fallback_method or getattr(b.widget, "run", None) is None:
-        return
-    if first:
-        fresh_start(b)
+    """Click Run; if that fails and ``--fallback-method``, also call the widget's run():
+    for the first run the parent does that in a fresh process (``--run-first-by method``)."""
+    by_method = first and b.args.run_first_by == "method"
+    if not by_method:
+        record = click_action(b, name, "Run", gd.ButtonCycle, timeout_s=b.args.run_timeout)
+        if record["ok"] or not b.args.fallback_method or getattr(b.widget, "run", None) is None:
+            return
+        if first:
+            raise FirstClickFailedError
     button, method = b.button("Run"), b.widget.run
     b.measure(
         name,
@@ -322,6 +320,10 @@ def run_sequence(args: argparse.Namespace) -> None:
         evaluate_action(b)
         finetune_actions(b)
         b.setup("close viewer", b.viewer.close)
+    except FirstClickFailedError:  # keep the failed click only; the parent measures the method
+        b.result["needs_method"] = True
+        b.result["discarded"] = b.result["actions"][:-1]
+        b.result["actions"] = b.result["actions"][-1:]
     finally:
         b.result["loadavg"]["end"] = gb.loadavg()
         b.save()
@@ -342,7 +344,12 @@ def main(argv: list[str] | None = None) -> None:
         video = gb.write_synthetic_video(Path(tmp), args.frames, (h, w), args.seed)
         child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]
         child += ["--video-file", video["path"]]
-        runs = gb.run_children(child, args.repeat, args.child_timeout, Path(tmp))
+        retry = ["--run-first-by", "method"]
+        runs = []
+        for k in range(args.repeat):
+            out = Path(tmp) / f"run-{k}.json"
+            runs.append(gb.run_with_method_retry(child, out, args.child_timeout, retry))
+            print(f"run {k + 1}/{args.repeat} done", file=sys.stderr, flush=True)
     first = runs[0] if runs else {}
     result = {
         "source": first.get("source"),
