@@ -12,7 +12,10 @@ the dock offers by default on the CPU, every phase in a fresh process:
   every label map the session stores (zero-shot, step 0..T) -> **model time per frame**;
 - ``session``: the same predictor writing into a ``Session`` through
   ``annotate.predict_into_session`` (the core run), plus ``Session.init_corrected`` (which the
-  widget calls per frame) -> **session-write time per frame**;
+  widget calls per frame) -> **session-write time per frame**: the time per frame beyond the
+  model's own timer (``FrameDone.seconds``), less the zero-shot label map that is computed
+  after that timer stops (taken from ``core``); ``no_gui_s_per_frame`` is the whole loop
+  plus ``init_corrected``, what a Run costs without drawing anything;
 - ``gui``: napari under Xvfb, the dock configured through its own controls (device cpu,
   ``--steps``, "all frames"), Run clicked; click to done / frames -> **GUI time per frame**,
   and from the Run progress bar, the steady time between frames; the main thread's busy time
@@ -22,9 +25,12 @@ the dock offers by default on the CPU, every phase in a fresh process:
 
 Each run predicts the video twice: ``first`` (backbone features computed) and ``second``
 (features from the predictor's cache, as a second Run in the dock). ``overhead_ratio`` is
-(GUI - model) / model per frame. With ``--fallback-method`` a Run click that fails is
-recorded and the measurement is taken by calling the widget's ``run()`` from a fresh start,
-labelled ``"driven_by": "method"`` (in a fresh process: as cold as a working click).
+(GUI - model) / model per frame with GUI = click to done / frames (for ``first`` that includes
+building the model and creating the session: see ``model_build_s``, ``gui_first_frame_s``);
+``overhead_ratio_steady`` takes the steady time between frames instead. With
+``--fallback-method`` a Run click that fails is recorded and the measurement is taken by
+calling the widget's ``run()``, labelled ``"driven_by": "method"``, in a fresh process (as
+cold as a working click).
 """
 
 from __future__ import annotations
@@ -103,27 +109,31 @@ def video_frames(path: str) -> Any:
 
 
 def phase_core(args: argparse.Namespace, path: str) -> dict:
+    """Per frame: decode, the network, the step label maps, the zero-shot label map (full
+    resolution maps are computed when first read); ``model_s`` is their sum."""
     import numpy as np
 
     spec = model_spec(args.steps)
     predictor, build_s = build_predictor(spec)
     frames = video_frames(path)
     out: dict[str, Any] = {"spec": repr(spec), "build_s": round(build_s, 3)}
+    parts = ("decode_s", "network_s", "step_maps_s", "zero_shot_map_s")
     for name in PASSES:
-        decode, model = [], []
+        times: dict[str, list[float]] = {part: [] for part in parts}
         for i in range(len(frames)):
-            t0 = time.perf_counter()
+            t = [time.perf_counter()]
             frame = np.asarray(frames[i])
-            t1 = time.perf_counter()
+            t.append(time.perf_counter())
             pred = predictor.predict(frame, steps=spec.steps, key=(path, i))
-            _ = pred.zero_shot, pred.steps  # every map the session stores
-            decode.append(t1 - t0)
-            model.append(time.perf_counter() - t1)
-        out[name] = {
-            "decode_s": _stats(decode),
-            "predict_s": _stats(model),
-            "model_s": _stats([a + b for a, b in zip(decode, model)]),
-        }
+            t.append(time.perf_counter())
+            _ = pred.steps
+            t.append(time.perf_counter())
+            _ = pred.zero_shot
+            t.append(time.perf_counter())
+            for part, a, b in zip(parts, t, t[1:]):
+                times[part].append(b - a)
+        out[name] = {part: _stats(values) for part, values in times.items()}
+        out[name]["model_s"] = _stats([sum(x) for x in zip(*times.values())])
     return out
 
 
@@ -335,11 +345,19 @@ def summarise(rounds: list[dict[str, dict]]) -> dict:
         model = med("core", name, "model_s", "mean")
         gui = med("gui", name, "s_per_frame")
         steady = med("gui", name, "steady_s_per_frame")
+        zero_shot = med("core", name, "zero_shot_map_s", "mean")
+        after_model = med("session", name, "write_s", "mean")
+        init_corrected = med("session", name, "init_corrected_s", "mean")
+        total = med("session", name, "total_s", "mean")
         out[name] = {
             "model_s_per_frame": model,
-            "session_write_s_per_frame": med("session", name, "write_s", "mean"),
-            "init_corrected_s_per_frame": med("session", name, "init_corrected_s", "mean"),
-            "no_gui_s_per_frame": med("session", name, "total_s", "mean"),
+            "model_parts_s_per_frame": {
+                part: med("core", name, f"{part}_s", "mean")
+                for part in ("decode", "network", "step_maps", "zero_shot_map")
+            },
+            "session_write_s_per_frame": _minus(after_model, zero_shot),
+            "init_corrected_s_per_frame": init_corrected,
+            "no_gui_s_per_frame": _plus(total, init_corrected),
             "gui_s_per_frame": gui,
             "gui_steady_s_per_frame": steady,
             "gui_first_frame_s": med("gui", name, "first_frame_s"),
@@ -349,6 +367,14 @@ def summarise(rounds: list[dict[str, dict]]) -> dict:
         }
     out["model_build_s"] = med("core", "build_s")
     return out
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 4) if a is not None and b is not None else None
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return round(a + b, 4) if a is not None and b is not None else None
 
 
 def _ratio(gui: float | None, model: float | None) -> float | None:
