@@ -356,3 +356,26 @@ def test_predicting_does_not_rewrite_session_json_per_frame(tmp_path, monkeypatc
     session.flush()
     assert json.loads((session.folder / "session.json").read_text())["predicted"] == list(range(T))
     session.close()
+
+
+def test_whole_frame_writes_read_back_through_zarr(tmp_path):
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from napari_cliprl.annotation.session_store import SessionArray
+
+    folder = make_session(tmp_path / "s", reviewed=())
+    session = Session.open(folder)
+    labels = np.random.default_rng(0).integers(0, 12, (H, W), dtype=np.uint8)
+    session.array(CORRECTED).write_frame(4, labels)
+    session.array(CORRECTED).write_frame(5, np.zeros((H, W), np.uint8))
+    session.close()
+    stored = zarr.open_array(folder / "labels.zarr" / "corrected", mode="r")
+    np.testing.assert_array_equal(stored[4], labels)
+    assert (folder / "labels.zarr" / "corrected" / "c" / "5" / "0" / "0").is_file()
+    other = zarr.create_array(
+        tmp_path / "other.zarr", shape=(2, H, W), chunks=(1, H, W), dtype="uint8",
+        compressors=BloscCodec(cname="lz4"),
+    )  # fmt: skip
+    SessionArray(other, "other", tmp_path, read_only=False).write_frame(1, labels)  # via zarr
+    np.testing.assert_array_equal(other[1], labels)

@@ -303,7 +303,7 @@ class Session:
         names = proposal_labels(self.steps)
         checked = [self._checked(labels, name) for name, labels in zip(names, maps)]
         for name, labels in zip(names, checked):
-            self._arrays[name][index] = labels
+            self._arrays[name].write_frame(index, labels)
         with self._lock:
             self._last = (index, checked[-1])
             self._predicted.add(index)
@@ -327,7 +327,7 @@ class Session:
             labels = last[1]
         else:
             labels = self.array(step_label(self.steps))[index]
-        self.array(CORRECTED)[index] = labels
+        self.array(CORRECTED).write_frame(index, labels)
         return True
 
     def mark_reviewed(self, indices: Iterable[int], reviewed: bool = True) -> list[int]:
@@ -397,7 +397,7 @@ class Session:
         it is, never painted, has none yet)."""
         if not chunk_path(self.folder, CORRECTED, index).is_file():
             array = self._arrays[CORRECTED]
-            array[index] = array[index]
+            array.write_frame(index, np.asarray(array[index]))
 
     def _require_writable(self) -> None:
         if self.read_only:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BytesCodec, ZstdCodec
 
 from napari_cliprl.annotation.session_info import (
     CORRECTED,
@@ -40,7 +42,6 @@ from napari_cliprl.steps import key_of, proposal_labels
 
 STORE_NAME = "labels.zarr"
 ZARR_CONFIG = {"write_empty_chunks": True}  # a written frame always has its chunk file
-COMPRESSOR = ZstdCodec(level=1)  # label maps: ~30x smaller than raw, fast to write
 _PARTIAL = re.compile(r"^\d+\.[0-9a-f]{32}\.partial$")  # zarr's temporary chunk files
 _OLD_TMP = re.compile(r"^\.session\.json\.\d+\.\d+\.tmp$")  # session.json temporaries (0.1)
 
@@ -68,7 +69,6 @@ def create_array(folder: Path, name: str, shape: tuple[int, int, int]) -> zarr.A
         chunks=(1, h, w),
         dtype="uint8",
         fill_value=0,
-        compressors=COMPRESSOR,
         overwrite=True,
         config=ZARR_CONFIG,
     )
@@ -236,6 +236,7 @@ class SessionArray:
     Indexing reads or writes frames like the zarr array it wraps (napari layers index it
     directly); a failed read raises SessionError naming the layer, the frame and the folder,
     and a write to a read-only session raises SessionError before anything changes.
+    :meth:`write_frame` stores a whole frame at a third of zarr's cost.
     """
 
     def __init__(self, array: zarr.Array, name: str, folder: Path, read_only: bool) -> None:
@@ -243,6 +244,34 @@ class SessionArray:
         self.name = name
         self.folder = folder
         self.read_only = read_only
+        self._encoder = _chunk_encoder(array)
+
+    def write_frame(self, index: int, labels: np.ndarray) -> None:
+        """Store frame ``index`` (H x W uint8, the array's frame shape) as one chunk file.
+
+        For the layout and codecs this module creates (bytes + zstd, keys c/<i>/0/0) the chunk
+        is encoded here and renamed into place (a temporary ``<n>.<hex>.partial``, as zarr's
+        own, so a kill leaves the old chunk or the new one); otherwise zarr writes it.
+        """
+        if self._encoder is None:
+            self[index] = labels
+            return
+        if self.read_only:
+            self[index] = labels  # raises the read-only SessionError
+        data = self._encoder.encode(np.ascontiguousarray(labels, dtype=np.uint8))
+        path = chunk_path(self.folder, self.name, index)
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise SessionError(
+                f"{self.folder}: cannot write layer {self.name!r} at frame {index} "
+                f"({first_line(e)})"
+            ) from e
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -296,6 +325,25 @@ class SessionArray:
 
     def __repr__(self) -> str:
         return f"SessionArray({self.name!r}, shape={self.shape}, folder={str(self.folder)!r})"
+
+
+def _chunk_encoder(array: zarr.Array) -> Any:
+    """A numcodecs Zstd encoder equal to ``array``'s codecs (bytes, then zstd without
+    checksum, default chunk keys), or None when the array is stored any other way."""
+    meta = array.metadata
+    codecs = getattr(meta, "codecs", ())
+    encoding = getattr(meta, "chunk_key_encoding", None)
+    if (
+        len(codecs) == 2
+        and isinstance(codecs[0], BytesCodec)
+        and isinstance(codecs[1], ZstdCodec)
+        and not codecs[1].checksum
+        and getattr(encoding, "name", None) == "default"
+        and getattr(encoding, "separator", None) == "/"
+        and np.dtype(array.dtype) == np.uint8
+    ):
+        return numcodecs.Zstd(level=codecs[1].level)
+    return None
 
 
 def _frames_of(key: Any) -> str:
