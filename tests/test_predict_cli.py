@@ -362,6 +362,7 @@ def test_a_killed_save_frames_run_leaves_nothing_reviewed_and_resumes_exactly(tm
     from napari_cliprl.io.export import read_export
 
     seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=13)
+    source = tree(seq)
     args = ["predict", seq, "--out", tmp_path / "out", "--save-frames", *TINY, "--steps", "1"]
     first = cliprl(*args, kill_at="labels/frame000.png")  # before the first label
     assert first.returncode == 137
@@ -386,6 +387,7 @@ def test_a_killed_save_frames_run_leaves_nothing_reviewed_and_resumes_exactly(tm
         digests.pop("manifest.json"), digests.pop(".cliprl.lock")
     assert got == want  # frame 2 was done again; every label has its frame
     assert _flags(out) == dict.fromkeys(range(4), False)
+    assert tree(seq) == source  # nothing outside the output changed
 
 
 def test_a_ground_truth_folder_is_refused_and_left_untouched(tmp_path):
@@ -475,3 +477,16 @@ def test_a_second_writer_is_refused(tmp_path):
         assert tree(out) == before
     finally:
         lock.release()
+
+
+def test_manifest_entries_of_other_frames_keep_their_flags(tmp_path):
+    from napari_cliprl.io.export import make_manifest, write_labels
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=18)
+    out = tmp_path / "out"
+    source = (seq / "left_frames").resolve()
+    manifest = make_manifest(source, ENDOVIS2018, [("extra", 7, True)])
+    write_labels(out, {"extra": np.zeros((64, 80), np.uint8)}, ENDOVIS2018, manifest=manifest)
+    assert main(["predict", str(seq), "--out", str(out), *TINY]) == 0
+    flags = {f["name"]: f["reviewed"] for f in read_manifest(out)["frames"]}
+    assert flags == {"frame000": False, "frame001": False, "extra": True}

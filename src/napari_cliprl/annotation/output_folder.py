@@ -136,6 +136,7 @@ class OutputFolder:
         self.save_frames = save_frames
         self.overwrite = overwrite
         self._listed: set[int] = set()
+        self._others: list[dict[str, Any]] = []  # manifest entries of names not ours
         self._reviewed: set[int] = set()
         self._written: set[int] = set()
         self._lock: locking.FolderLock | None = None
@@ -179,10 +180,11 @@ class OutputFolder:
         try:
             manifest = _read_own_manifest(self.out) or {}  # again, now that no one else writes
             self._check_same_data(manifest)
-            frames = manifest.get("frames", [])
             index_of = {name: i for i, name in enumerate(self.names)}
-            self._listed = {int(f["index"]) for f in frames}
-            self._reviewed = {int(f["index"]) for f in frames if f.get("reviewed")}
+            ours = [f for f in manifest.get("frames", []) if index_of.get(f["name"]) == f["index"]]
+            self._others = [f for f in manifest.get("frames", []) if f not in ours]  # kept as is
+            self._listed = {f["index"] for f in ours}
+            self._reviewed = {f["index"] for f in ours if f.get("reviewed")}
             labels = self.out / "labels"
             if labels.is_dir():  # label files a killed run wrote after its last manifest
                 self._listed |= {
@@ -244,8 +246,9 @@ class OutputFolder:
         frames = [
             (self.names[i], i, i in self._reviewed)
             for i in listed
-            if i < len(self.names) and (self.out / "labels" / f"{self.names[i]}.png").is_file()
+            if 0 <= i < len(self.names) and (self.out / "labels" / f"{self.names[i]}.png").is_file()
         ]
+        frames += [(f["name"], f["index"], f.get("reviewed", False)) for f in self._others]
         manifest = make_manifest(self.source, self.schema, frames, self.checkpoint_hash)
         write_json_atomic(self.out / "manifest.json", manifest, overwrite=True)
 
