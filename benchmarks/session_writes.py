@@ -82,42 +82,23 @@ def load_frames(data: Path | None, n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, 480, 854, 3), dtype=np.uint8)
 
 
-def main(argv: list[str] | None = None) -> int:
-    default_data = (
-        Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cholecseg8k_seq"
-    )
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=default_data, help="folder of frames")
-    parser.add_argument("--frames", type=int, default=40, help="frames per run")
-    parser.add_argument("--steps", type=int, default=3, help="refinement steps T")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (best kept)")
-    parser.add_argument("--json", help="write the figures here as well as to stdout")
-    args = parser.parse_args(argv)
-
-    import torch
-
-    from napari_cliprl.annotation.models import ModelSpec, load_predictor
+def measure(predictor: Any, frames: np.ndarray, steps: int, repeats: int) -> dict[str, Any]:
+    """Best (wall, cpu) seconds per frame of each kind of run, and session.json save times."""
     from napari_cliprl.annotation.run import predict_sequence
     from napari_cliprl.annotation.session import Session
     from napari_cliprl.schemas import get_schema
 
-    torch.set_num_threads(1)
-    frames = load_frames(args.data, args.frames)
-    shape = frames.shape[:3]
-    predictor = load_predictor(ModelSpec(arch="tiny-test", device="cpu", steps=args.steps))
-    predictor.cache_size = 0
-    schema = get_schema("endovis2018")
     indices = range(len(frames))
     runs: dict[str, list[tuple[float, float]]] = {"model": [], "end_to_end": [], "store": []}
     saves = []
     with tempfile.TemporaryDirectory() as tmp:
 
         def session(name: str) -> Any:
-            return Session.create(Path(tmp) / name, source=None, shape=shape, schema=schema,
-                                  steps=args.steps)  # fmt: skip
+            return Session.create(Path(tmp) / name, source=None, shape=frames.shape[:3],
+                                  schema=get_schema("endovis2018"), steps=steps)  # fmt: skip
 
-        for r in range(args.repeats):
-            null = NullStore(args.steps)
+        for r in range(repeats):
+            null = NullStore(steps)
             runs["model"].append(timed(predict_sequence(predictor, frames, indices, null)))
             s = session(f"e{r}")
             run = predict_sequence(predictor, frames, indices, s)
@@ -135,9 +116,33 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 s.save()
                 saves.append(time.perf_counter() - start)
-            getattr(s, "close", lambda: None)()  # (sessions before 0.2 had no close)
+            getattr(s, "close", lambda: None)()
     best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in runs.items()}
-    model_cpu = best["model"][1]
+    return {"best": best, "save": statistics.median(saves)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    default_data = (
+        Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cholecseg8k_seq"
+    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=default_data, help="folder of frames")
+    parser.add_argument("--frames", type=int, default=40, help="frames per run")
+    parser.add_argument("--steps", type=int, default=3, help="refinement steps T")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (best kept)")
+    parser.add_argument("--json", help="write the figures here as well as to stdout")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_cliprl.annotation.models import ModelSpec, load_predictor
+
+    torch.set_num_threads(1)
+    frames = load_frames(args.data, args.frames)
+    predictor = load_predictor(ModelSpec(arch="tiny-test", device="cpu", steps=args.steps))
+    predictor.cache_size = 0
+    measured = measure(predictor, frames, args.steps, args.repeats)
+    best, model_cpu = measured["best"], measured["best"]["model"][1]
     result = {
         "benchmark": "session_writes",
         "frames": args.frames,
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "store_cpu_fraction_of_model_cpu": round(best["store"][1] / model_cpu, 3),
         "end_to_end_cpu_overhead_fraction": round(best["end_to_end"][1] / model_cpu - 1, 3),
-        "session_json_save_seconds": round(statistics.median(saves), 5),
+        "session_json_save_seconds": round(measured["save"], 5),
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

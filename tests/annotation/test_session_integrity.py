@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import napari_cliprl.annotation.session as session_mod
+from napari_cliprl import limits
 from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.run import predict_sequence
 from napari_cliprl.annotation.session import CORRECTED, Session, SessionError
@@ -131,7 +132,7 @@ def test_session_json_as_a_device_or_fifo_is_refused_at_once(tmp_path):
 
 def test_oversized_session_json_is_refused(tmp_path, monkeypatch):
     folder = make_session(tmp_path / "s")
-    monkeypatch.setitem(session_mod.limits.LIMITS, "MAX_JSON_BYTES", _small_limit(100))
+    monkeypatch.setitem(limits.LIMITS, "MAX_JSON_BYTES", _small_limit(100))
     refused(folder, "over the limit")
 
 

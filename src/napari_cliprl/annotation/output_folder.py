@@ -181,10 +181,14 @@ class OutputFolder:
             manifest = _read_own_manifest(self.out) or {}  # again, now that no one else writes
             self._check_same_data(manifest)
             index_of = {name: i for i, name in enumerate(self.names)}
-            ours = [f for f in manifest.get("frames", []) if index_of.get(f["name"]) == f["index"]]
-            self._others = [f for f in manifest.get("frames", []) if f not in ours]  # kept as is
-            self._listed = {f["index"] for f in ours}
-            self._reviewed = {f["index"] for f in ours if f.get("reviewed")}
+            self._listed, self._reviewed, self._others = set(), set(), []
+            for f in manifest.get("frames", []):
+                if index_of.get(f["name"]) != f["index"]:
+                    self._others.append(f)  # another naming of the frames: kept as it is
+                    continue
+                self._listed.add(f["index"])
+                if f.get("reviewed"):
+                    self._reviewed.add(f["index"])
             labels = self.out / "labels"
             if labels.is_dir():  # label files a killed run wrote after its last manifest
                 self._listed |= {

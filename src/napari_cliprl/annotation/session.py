@@ -9,20 +9,14 @@ A session folder (default ``<video>.cliprl-session/`` beside the video) holds::
     .cliprl.lock     held while a process has the session open for writing
 
 Label stacks never live whole in memory: viewers index the zarr arrays frame by frame, and
-edits painted into ``corrected`` are on disk as soon as they are made.
+edits painted into ``corrected`` are on disk as soon as they are made. A crash or a kill loses
+nothing a person made: a reviewed flag is saved at once, after its frame's ``corrected`` chunk;
+proposals are stored chunk by chunk and session.json follows within :data:`SAVE_INTERVAL`
+(frames whose proposal chunks are all stored count as predicted again on opening), so at most
+the last second's uncertainty scores are lost, and the next run recomputes them.
 
-What a crash or a kill can cost (nothing a person made):
-
-- a reviewed flag is saved at once, after the frame's ``corrected`` chunk is on disk;
-- proposals are saved chunk by chunk; ``session.json`` follows at most every
-  :data:`SAVE_INTERVAL` seconds (and on :meth:`Session.flush` / :meth:`Session.close`), and on
-  opening, frames whose proposal chunks are all stored count as predicted again. A kill loses
-  at most the uncertainty scores of the last second's frames (recomputed by the next run).
-
-Opening checks everything first (:mod:`.session_info`, :mod:`.session_store`): a session whose
-files are malformed, damaged or disagree with each other is refused with one line naming the
-file. One process writes a session at a time (:mod:`.locking`); within a process, opening a
-folder that is open already returns the same :class:`Session`. ``read_only=True`` opens
+Opening checks everything first (:mod:`.session_info`, :mod:`.session_store`); one process
+writes a session at a time (:mod:`.session_open`, :mod:`.locking`); ``read_only=True`` opens
 without the lock and refuses every change. Thread-safe: one lock guards flags and session.json.
 """
 
@@ -39,7 +33,6 @@ from typing import Any
 import numpy as np
 import zarr
 
-from napari_cliprl import limits  # noqa: F401 - the bounds session.json is checked against
 from napari_cliprl.annotation import locking
 from napari_cliprl.annotation.session_info import (
     CORRECTED,
@@ -111,7 +104,6 @@ class Session:
         self._lock = threading.RLock()
         self._reviewed = set(info.reviewed)
         self._saved_reviewed = set(info.reviewed)  # what session.json on disk says
-        self._stored_reviewed = set(info.reviewed)  # reviewed frames whose chunk is known
         self._predicted = set(info.predicted)
         self._uncertainty = {int(k): v for k, v in info.uncertainty.items()}
         self._dirty = False
@@ -375,7 +367,7 @@ class Session:
         with self._lock:
             try:
                 self._require_writable()
-                for i in sorted(self._reviewed - self._stored_reviewed):
+                for i in sorted(self._reviewed - self._saved_reviewed):
                     self._store_chunk(i)
                 self.info.reviewed = sorted(self._reviewed)
                 self.info.predicted = sorted(self._predicted)
@@ -388,7 +380,6 @@ class Session:
                     raise
                 raise SessionError(f"{self.folder / SESSION_FILE}: cannot save ({e})") from e
             self._saved_reviewed = set(self._reviewed)
-            self._stored_reviewed |= self._reviewed
             self._dirty = False
             self._saved_at = time.monotonic()
 

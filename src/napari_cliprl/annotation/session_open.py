@@ -108,7 +108,11 @@ def create_session(
             names = [*proposal_labels(info.steps), CORRECTED]
             arrays = {name: create_array(folder, name, info.shape) for name in names}
             session = cls(folder, info, arrays, lock=lock)
-            session.save()
+            try:
+                session.save()
+            except BaseException:
+                session.close()  # unregistered: a later open never returns it
+                raise
         except OSError as e:
             lock.release()
             raise SessionError(f"{folder}: cannot create a session folder ({e})") from e
