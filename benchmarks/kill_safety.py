@@ -17,8 +17,10 @@ person reviewed; cycles alternate a resumed run and an ``--overwrite`` run):
 ``finetune`` (an export whose unreviewed frames have label files that cannot be read: any
 attempt to train on one fails the run):
 
-- the checkpoint folder is absent or a complete checkpoint that ``build_model`` loads;
-- no run fails on an unreviewed frame, and the final complete run exits 0.
+- the checkpoint folder is absent, a complete checkpoint that ``build_model`` loads, or (where
+  training marks a run in progress as not a usable model) that run's complete state;
+- no run fails on an unreviewed frame; the last kill's state, continued with ``--resume``
+  (or started afresh), ends as a checkpoint ``build_model`` loads.
 
 The test suite runs a handful of iterations (tests/test_kill_safety.py); this script more.
 """
@@ -26,6 +28,7 @@ The test suite runs a handful of iterations (tests/test_kill_safety.py); this sc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +63,63 @@ def start(*args: Any) -> subprocess.Popen:
     )
 
 
-def run_killed(args: list[Any], delay: float) -> tuple[int, str]:
-    """Start ``cliprl args``, SIGKILL it after ``delay`` seconds (unless it ended first)."""
+def run_killed(args: list[Any], ready: Callable[[], bool], delay: float) -> tuple[int, str]:
+    """Start ``cliprl args`` and SIGKILL it ``delay`` seconds after ``ready()`` first holds
+    (polled every 2 ms), unless it ended first: (exit status, stderr)."""
     proc = start(*args)
+    while proc.poll() is None and not ready():
+        time.sleep(0.002)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     return proc.returncode, err
+
+
+def files_since(folders: list[Path], since: float) -> int:
+    """Files under ``folders`` written at or after ``since`` (time.time())."""
+    count = 0
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    count += entry.stat().st_mtime >= since and entry.name.endswith(".png")
+    return count
+
+
+def written(out: Path, target: int) -> Callable[[], bool]:
+    """A ``ready`` that holds once this run wrote its manifest and ``target`` PNG files."""
+    since = time.time() - 0.001
+
+    def ready() -> bool:
+        try:
+            started = (out / "manifest.json").stat().st_mtime >= since
+        except OSError:
+            return False
+        return started and files_since([out / "labels", out / "left_frames"], since) >= target
+
+    return ready
+
+
+def saving(ckpt: Path) -> Callable[[], bool]:
+    """A ``ready`` that holds once this run starts writing a checkpoint beside ``ckpt``."""
+    since = time.time() - 0.001
+
+    def ready() -> bool:
+        for path in ckpt.parent.glob(f".{ckpt.name}.*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime >= since:
+                    return True
+        return False
+
+    return ready
+
+
+def after(seconds: float) -> Callable[[], bool]:
+    """A ``ready`` that holds ``seconds`` from now."""
+    end = time.perf_counter() + seconds
+    return lambda: time.perf_counter() >= end
 
 
 def run_complete(args: list[Any], watch: Path | None = None) -> tuple[int, str, float, float]:
@@ -165,7 +217,10 @@ def kill_predict(work: Path, iterations: int, seed: int = 0, frames: int = 12) -
         overwrite = cycle % 2 == 1
         args = ["predict", seq, "--out", out, *PREDICT, *(["--overwrite"] if overwrite else [])]
         for _ in range(rng.randint(1, 3)):
-            code, err = run_killed(args, rng.uniform(max(first - 0.2, 0.0), 1.05 * total))
+            # kill when a random number of this run's files (0 .. all) are on disk, then a
+            # few milliseconds later: any point of the writing, whatever the machine's load
+            ready = written(out, rng.randint(0, 2 * frames))
+            code, err = run_killed(args, ready, rng.uniform(0.0, 0.03))
             report["runs"] += 1
             report["kills"] += code == -signal.SIGKILL
             if code == -signal.SIGKILL:
@@ -244,17 +299,30 @@ def training_export(folder: Path, n: int = 8, reviewed: int = 5) -> Path:
     return folder
 
 
-def checkpoint_violations(ckpt: Path) -> list[str]:
-    """[] when ``ckpt`` is absent or a complete checkpoint build_model loads."""
+def checkpoint_state(ckpt: Path) -> tuple[str, list[str]]:
+    """("absent" | "model" | "unfinished", violations) of the checkpoint folder ``ckpt``.
+
+    "model": ``build_model`` loads it. "unfinished": a run's complete training state that
+    ``build_model`` refuses on purpose (its config.json says ``"unfinished"``) and
+    ``--resume`` continues. Anything else (half a folder, a broken file) is a violation.
+    """
     if not ckpt.exists():
-        return []
+        return "absent", []
     from napari_cliprl.model.build import build_model
 
     try:
         build_model(checkpoint=ckpt, device="cpu")
+        return "model", []
     except Exception as e:  # noqa: BLE001 - any failure to load is what this reports
-        return [f"{ckpt}: not a loadable checkpoint ({type(e).__name__}: {e})"]
-    return []
+        problem = f"{ckpt}: not a loadable checkpoint ({type(e).__name__}: {e})"
+    try:
+        config = json.loads((ckpt / "config.json").read_text())
+        json.loads((ckpt / "train_state.json").read_text())
+    except (OSError, ValueError):
+        return "broken", [problem]
+    if isinstance(config, dict) and config.get("unfinished"):
+        return "unfinished", []
+    return "broken", [problem]
 
 
 def kill_finetune(work: Path, iterations: int, seed: int = 0) -> dict[str, Any]:
@@ -263,6 +331,7 @@ def kill_finetune(work: Path, iterations: int, seed: int = 0) -> dict[str, Any]:
     data = training_export(work / "export")
     ckpt = work / "ckpt"
     report: dict[str, Any] = {"runs": 1, "kills": 0, "finished_before_kill": 0, "violations": []}
+    report["after_kill"] = {"absent": 0, "model": 0, "unfinished": 0, "broken": 0}
     code, err, total, first = run_complete(
         ["finetune", "--data", data, "--out", ckpt, *FINETUNE], watch=ckpt
     )
@@ -273,9 +342,12 @@ def kill_finetune(work: Path, iterations: int, seed: int = 0) -> dict[str, Any]:
     for k in range(iterations):
         resume = (ckpt / "train_state.json").is_file() and rng.random() < 0.5
         mode = ["--resume"] if resume else (["--overwrite"] if ckpt.exists() else [])
+        if rng.random() < 0.5:  # while a checkpoint is being written and swapped in
+            ready, delay = saving(ckpt), rng.uniform(0.0, 0.2)
+        else:
+            ready, delay = after(rng.uniform(0.5 * first, 1.05 * total)), 0.0
         code, err = run_killed(
-            ["finetune", "--data", data, "--out", ckpt, *FINETUNE, *mode],
-            rng.uniform(0.5 * first, 1.05 * total),
+            ["finetune", "--data", data, "--out", ckpt, *FINETUNE, *mode], ready, delay
         )
         report["runs"] += 1
         report["kills"] += code == -signal.SIGKILL
@@ -284,13 +356,19 @@ def kill_finetune(work: Path, iterations: int, seed: int = 0) -> dict[str, Any]:
             report["violations"].append(
                 f"run {k} ({' '.join(mode)}): exit {code}: {err.strip()[-300:]}"
             )
-        report["violations"] += [f"run {k}: {p}" for p in checkpoint_violations(ckpt)]
-    mode = ["--overwrite"] if ckpt.exists() else []
+        state, problems = checkpoint_state(ckpt)
+        report["after_kill"][state] += 1
+        report["violations"] += [f"run {k}: {p}" for p in problems]
+    # the last kill's state is continued (or started afresh) and must end as a model
+    resume = (ckpt / "train_state.json").is_file()
+    mode = ["--resume"] if resume else (["--overwrite"] if ckpt.exists() else [])
     code, err, _, _ = run_complete(["finetune", "--data", data, "--out", ckpt, *FINETUNE, *mode])
     report["runs"] += 1
+    report["final_run"] = " ".join(mode) or "fresh"
     if code != 0:
         report["violations"].append(f"final run: exit {code}: {err.strip()[-300:]}")
-    report["violations"] += checkpoint_violations(ckpt)
+    state, problems = checkpoint_state(ckpt)
+    report["violations"] += problems if state == "model" else [*problems, f"{ckpt}: ends {state}"]
     report["left_beside_checkpoint"] = sorted(
         p.name for p in work.iterdir() if p.name.startswith(f".{ckpt.name}.")
     )
