@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -20,12 +21,18 @@ from qtpy.QtWidgets import (
 
 from napari_cliprl.annotation.evaluate import METRIC_COLUMNS, EvaluationTable
 
-from .plots import ClassIoUChart
+from .chart_slot import ChartSlot
 from .status import StatusMixin
 
 HEADERS = {"challenge_iou": "chall. IoU", "iou": "IoU", "mciou": "mcIoU", "miou": "mIoU"}
 GROUND_TRUTH = "ground truth"
 USER_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _class_chart() -> Any:
+    from .plots import ClassIoUChart
+
+    return ClassIoUChart()
 
 
 class EvaluateSection(StatusMixin, QGroupBox):
@@ -45,14 +52,22 @@ class EvaluateSection(StatusMixin, QGroupBox):
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self._table.setFixedHeight(60)
-        self._chart = ClassIoUChart()
+        self._chart = ChartSlot(_class_chart, "The IoU per class and step appears here.")
         form = QFormLayout(self)
         form.addRow("Ground truth", self._truth)
         form.addRow(self._evaluate_button)
         form.addRow(self._status)
         form.addRow(self._table)
         form.addRow(self._chart)
-        self._evaluate_button.clicked.connect(self.evaluate_requested.emit)
+        self._evaluate_button.clicked.connect(lambda _checked=False: self.evaluate_requested.emit())
+
+    @property
+    def controls(self) -> dict[str, QWidget]:
+        return {"Ground truth": self._truth, "Evaluate": self._evaluate_button}
+
+    def chart(self) -> Any:
+        """The per-class chart (None until an evaluation has been shown)."""
+        return self._chart.chart() if self._chart.created else None
 
     def set_truth_layers(self, names: list[str]) -> None:
         current = self._truth.currentText()
@@ -87,7 +102,7 @@ class EvaluateSection(StatusMixin, QGroupBox):
                 item = QTableWidgetItem(text)
                 item.setData(USER_ROLE, value)  # the exact number
                 self._table.setItem(r, c, item)
-        self._chart.set_data(table.class_names, table.per_class_iou())
+        self._chart.chart().set_data(table.class_names, table.per_class_iou())
         n = len(table.frames)
         self._status.setText(f"{n} frame{'s' * (n != 1)} with predictions and ground truth.")
 

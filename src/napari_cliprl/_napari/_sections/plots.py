@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -33,45 +34,62 @@ class _Chart(FigureCanvasQTAgg):
 
 
 class LossPlot(_Chart):
-    """Training loss (left axis) and the validation metric (right axis) per report."""
+    """A fine-tune's loss (left axis) and validation score (right axis): x is the epoch,
+    then, right of the dotted line, the RL update (numbered on after the epochs)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(1.9, parent)
-        self.curves: dict[str, list[tuple[int, float]]] = {}
-        self.clear()
+        self.curves: Any = None
+        self.labels: dict[str, str] = {}
+        self.set_curves(None)
 
     @property
-    def loss(self) -> list[tuple[int, float]]:
-        return self.curves.get("loss", []) + self.curves.get("rl_loss", [])
+    def loss(self) -> list[tuple[float, float]]:
+        if self.curves is None:
+            return []
+        return list(self.curves.loss) + list(self.curves.rl_loss)
 
-    def clear(self) -> None:
-        self.curves = {}
-        self._draw()
-
-    def set_curves(self, curves: dict[str, Sequence[tuple[int, float]]]) -> None:
-        """Replace the curves (``loss_curves``): name -> (report number, value) pairs."""
-        self.curves = {name: list(points) for name, points in curves.items()}
+    def set_curves(self, curves: Any) -> None:
+        """Show ``curves`` (``_training_progress.Curves``; None: empty axes)."""
+        self.curves = curves
         self._draw()
 
     def _draw(self) -> None:
         self.figure.clear()
         ax = self.figure.add_subplot(111)
         _style(ax)
-        ax.set_xlabel("report", color=FOREGROUND, fontsize=7)
+        c = self.curves
+        rl = bool(c is not None and c.rl_loss)
+        self.labels = {
+            "x": "epoch, then RL update" if rl else "epoch",
+            "y": "loss",
+            "y2": _val_label(c),
+        }
+        ax.set_xlabel(self.labels["x"], color=FOREGROUND, fontsize=7)
         ax.set_ylabel("loss", color=LOSS_COLOUR, fontsize=7)
-        for name, style in (("loss", "-"), ("rl_loss", ":")):
-            if self.curves.get(name):
-                label = "RL loss" if name == "rl_loss" else "supervised loss"
-                ax.plot(*zip(*self.curves[name]), style, color=LOSS_COLOUR, lw=1.2, label=label)
-        if self.loss:
-            ax.legend(fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper left")
+        if c is not None:
+            for points, style, label in ((c.loss, "-", "supervised"), (c.rl_loss, ":", "RL")):
+                if points:
+                    ax.plot(*zip(*points), style, color=LOSS_COLOUR, lw=1.2, label=label)
+            if rl and c.loss:
+                ax.axvline(c.epochs + 0.5, color=FOREGROUND, lw=0.6, ls=":")
+            if self.loss:
+                ax.legend(fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper right")
         twin = ax.twinx()
         _style(twin)
-        twin.set_ylabel("val mIoU (T*)", color=VAL_COLOUR, fontsize=7)
+        twin.set_ylabel(self.labels["y2"], color=VAL_COLOUR, fontsize=7)
         twin.set_ylim(0, 1)
-        if self.curves.get("val"):
-            twin.plot(*zip(*self.curves["val"]), "o-", color=VAL_COLOUR, lw=1.2, ms=3)
+        if c is not None and c.val:
+            twin.plot(*zip(*c.val), "o-", color=VAL_COLOUR, lw=1.2, ms=3)
         self.draw_idle()
+
+
+def _val_label(curves: Any) -> str:
+    metric = getattr(curves, "metric", "mIoU")
+    n = getattr(curves, "val_frames", None)
+    if n is None:
+        return f"validation {metric}"
+    return f"validation {metric} ({n} frame{'' if n == 1 else 's'})"
 
 
 class ClassIoUChart(_Chart):

@@ -1,0 +1,104 @@
+"""The one place where the dock meets the fine-tune API of the core.
+
+The Fine-tune section shows a few fields of the fine-tune configuration (budget, device, extra
+data); this module turns them into the core's options, the equivalent command line and the
+worker's job. When the configuration's single source of truth changes shape, only this file
+follows it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from napari_cliprl.annotation.finetune_job import (
+    FinetuneOptions,
+    FinetuneOutcome,
+    finetune_command,
+    finetune_config,
+    finetune_job,
+    next_run_dirs,
+)
+from napari_cliprl.annotation.models import ModelSpec
+from napari_cliprl.annotation.session import Session
+from napari_cliprl.errors import describe_error
+
+Options = FinetuneOptions
+Outcome = FinetuneOutcome
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the section edits."""
+
+    epochs: int  # phase A (supervised) epochs
+    rl_iters: int  # phase B (RL) updates after the warm start
+    device: str  # auto / cpu / cuda / mps
+    extra_data: tuple[str, ...] = ()  # more exported or EndoVis folders
+
+
+def default_budget() -> Budget:
+    defaults = FinetuneOptions()
+    return Budget(defaults.epochs, defaults.rl_iters, defaults.device)
+
+
+def options_of(budget: Budget) -> Options:
+    """The core's options for ``budget`` (the warm start never exceeds the RL budget)."""
+    return FinetuneOptions(
+        epochs=budget.epochs,
+        rl_iters=budget.rl_iters,
+        imitation_iters=min(budget.rl_iters, FinetuneOptions().imitation_iters),
+        device=budget.device,
+        extra_data=list(budget.extra_data),
+    )
+
+
+def work_units(options: Options) -> tuple[int, int]:
+    """(supervised epochs, RL updates incl. warm start): the units progress is reported in."""
+    return options.epochs, options.rl_iters + options.imitation_iters
+
+
+def next_data_folder(session: Session) -> Path:
+    """Where the next fine-tune's training data goes (``<session>/training/ft-NNN``)."""
+    return next_run_dirs(session.folder)[0]
+
+
+def command_line(session: Session, spec: ModelSpec, options: Options) -> str:
+    """The ``cliprl finetune ...`` line that runs this fine-tune in a separate process."""
+    data_dir, ckpt_dir = next_run_dirs(session.folder)
+    config = finetune_config(spec, [str(data_dir), *options.extra_data], ckpt_dir, options)
+    return finetune_command(config)
+
+
+def count_labelled(folders: Sequence[str]) -> int:
+    """Label files under extra training folders."""
+    return sum(len(list(Path(f).rglob("labels/*.png"))) for f in folders)
+
+
+def validation_frames(n_frames: int) -> int:
+    """How many of ``n_frames`` training frames are held out for validation and T*."""
+    from napari_cliprl.training.dataset import split_frames
+    from napari_cliprl.training.finetune import FinetuneConfig
+
+    items = [(0, i) for i in range(n_frames)]
+    return len(split_frames(items, FinetuneConfig().val_fraction)[1])
+
+
+def job(
+    session: Session, frames: Any, spec: ModelSpec, options: Options, stop: threading.Event
+) -> Generator[tuple[str, Any], None, Outcome]:
+    """The fine-tune for a worker: first ``("setup", {device, frames, val_frames})``, then
+    the core job's ``("progress", (done, total, message))`` and ``("metrics", dict)``.
+    Returns the outcome; never raises (the device is checked here, off the main thread)."""
+    try:
+        from napari_cliprl.devices import resolve_device
+
+        device = resolve_device(options.device)
+        n = len(session.reviewed) + count_labelled(options.extra_data)
+        yield ("setup", {"device": device.type, "frames": n, "val_frames": validation_frames(n)})
+    except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
+        return FinetuneOutcome(error=describe_error(e, options.device))
+    return (yield from finetune_job(session, frames, spec, options, stop))
