@@ -28,6 +28,29 @@ def click(button: Any) -> None:
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+def click_box(box: Any) -> None:
+    """Click a check box on its indicator."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QStyle, QStyleOptionButton
+
+    option = QStyleOptionButton()
+    box.initStyleOption(option)
+    rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def type_into(line_edit: Any, text: str) -> None:
+    """Replace a line edit's text by typing it, then press Enter."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+
+    line_edit.selectAll()
+    QTest.keyClick(line_edit, Qt.Key.Key_Delete)
+    QTest.keyClicks(line_edit, text)
+    QTest.keyClick(line_edit, Qt.Key.Key_Return)
+
+
 def choose(combo: Any, text: str) -> None:
     """Pick ``text`` in a combo box (emits what a user's pick emits)."""
     index = combo.findText(text)
@@ -89,6 +112,14 @@ def settle(rounds: int = 10) -> None:
         time.sleep(0.03)
 
 
+def scroll_dock(widget: Any, top: bool) -> None:
+    """Scroll the dock to its top (Data, Model, Run) or its bottom (Fine-tune, Evaluate)."""
+    from qtpy.QtWidgets import QScrollArea
+
+    bar = widget.findChild(QScrollArea).verticalScrollBar()
+    bar.setValue(bar.minimum() if top else bar.maximum())
+
+
 def run_demo(
     frames: int = 16,
     steps: int | None = None,
@@ -105,6 +136,7 @@ def run_demo(
     finished = wait_for(widget, timeout)
     status = widget.sections.run.status()
     viewer.dims.set_current_step(0, min(3, frames - 1))
+    scroll_dock(widget, top=True)
     settle()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(path=str(screenshot), canvas_only=False)

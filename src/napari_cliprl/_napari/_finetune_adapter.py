@@ -94,8 +94,13 @@ def job(
     the core job's ``("progress", (done, total, message))`` and ``("metrics", dict)``.
     Returns the outcome; never raises (the device is checked here, off the main thread)."""
     try:
+        import matplotlib.backends.backend_qtagg  # noqa: F401 - the loss plot, off the main thread
+
         from napari_cliprl.devices import resolve_device
 
+        from ._preload import preload
+
+        preload()
         device = resolve_device(options.device)
         n = len(session.reviewed) + count_labelled(options.extra_data)
         yield ("setup", {"device": device.type, "frames": n, "val_frames": validation_frames(n)})

@@ -12,7 +12,7 @@ from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.models import ModelSpec
@@ -22,6 +22,8 @@ from napari_cliprl.errors import describe_error
 from . import _finetune_adapter as adapter
 from ._guard import plural
 from ._training_progress import TrainingClock, format_seconds, training_curves
+
+PLOT_MS = 500  # the loss plot is redrawn at most this often (a draw costs the main thread)
 
 
 class FinetuneController(QObject):
@@ -44,6 +46,10 @@ class FinetuneController(QObject):
         self._outcome: Any = None
         self._warned = False
         self._epoch_seconds: float | None = None
+        self._plot_dirty = False
+        self._plot_timer = QTimer()
+        self._plot_timer.setInterval(PLOT_MS)
+        self._plot_timer.timeout.connect(self._show_curves)
         self.first_estimate: float | None = None  # total seconds, as first shown
         self.duration: float | None = None  # seconds the last fine-tune took
 
@@ -71,7 +77,8 @@ class FinetuneController(QObject):
         self._worker = worker
         n = plural(len(session.reviewed), "reviewed frame")
         self.progress.emit(0, 0, f"Preparing a fine-tune on {n}…")
-        self.curves_changed.emit(training_curves([], options.epochs))
+        self.curves_changed.emit(None)  # clears a previous fine-tune's curves
+        self._plot_timer.start()
         worker.start()
 
     def cancel(self) -> None:
@@ -92,11 +99,16 @@ class FinetuneController(QObject):
             self._history.append(value)
             if value.get("phase") == "supervised":
                 self._epoch_seconds = value.get("seconds")
+            self._plot_dirty = True  # drawn by the plot timer, at most every PLOT_MS
+        elif kind == "progress":
+            self._on_progress(*value)
+
+    def _show_curves(self) -> None:
+        if self._plot_dirty:
+            self._plot_dirty = False
             epochs = self._clock.epochs if self._clock else 0
             val_frames = self._setup.get("val_frames")
             self.curves_changed.emit(training_curves(self._history, epochs, val_frames))
-        elif kind == "progress":
-            self._on_progress(*value)
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         now = time.perf_counter()
@@ -130,6 +142,8 @@ class FinetuneController(QObject):
         if self._worker is not worker:
             return
         self._worker = None
+        self._plot_timer.stop()
+        self._show_curves()
         if self._clock is not None:
             self.duration = time.perf_counter() - self._clock.start
         outcome = self._outcome or adapter.Outcome(error="The fine-tune ended unexpectedly.")

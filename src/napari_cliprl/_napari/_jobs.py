@@ -22,6 +22,8 @@ from napari_cliprl.annotation.session import SESSION_FILE, Session
 from napari_cliprl.errors import describe_error
 from napari_cliprl.schemas import LabelSchema
 
+from ._preload import preload
+
 
 @dataclass(frozen=True)
 class SessionTarget:
@@ -121,6 +123,7 @@ def run_job(
     one :class:`FrameDone` per predicted frame. Never raises: returns the error sentence
     (None on success); a failure before ``SessionReady`` has changed nothing."""
     try:
+        preload()  # torch's libraries, without holding the GIL (see _preload)
         predictor = cache.get(spec)
         if current is not None and current.folder == target.folder:
             current.check_compatible(target.shape, target.schema)
@@ -134,6 +137,26 @@ def run_job(
     except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
         return describe_error(e, spec.device)
     return None
+
+
+def export_job(
+    session: Session, out: str, frames: Any = None, overwrite: bool = False
+) -> tuple[list[Path], str | None, bool]:
+    """Export the reviewed frames: (written paths, error sentence, target existed)."""
+    from napari_cliprl.annotation.export import try_export
+
+    return try_export(session, out, frames, overwrite)
+
+
+def evaluate_job(session: Session, truth: Any) -> Any:
+    """The evaluation table of ``session`` against ``truth`` (T x H x W ids); matplotlib is
+    imported here too, so that the chart the dock then draws costs the main thread little."""
+    import matplotlib.backends.backend_qtagg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+    from napari_cliprl.annotation.evaluate import evaluate_session
+
+    return evaluate_session(session, truth)
 
 
 def describe_model(spec: ModelSpec, predictor: Any) -> str:
@@ -167,11 +190,9 @@ def probe_session(folder: Path | None) -> SavedSession | None:
 
 
 def warm_up() -> list[str]:
-    """Import what the first Run and the charts need, off the main thread; returns the
-    architectures a model can be built from."""
-    import matplotlib.backends.backend_qtagg  # noqa: F401 - the dock's charts
-    import matplotlib.figure  # noqa: F401
-
+    """Import the model code off the main thread (torch's native libraries first, loaded
+    without holding the GIL); returns the architectures a model can be built from."""
+    preload()
     from napari_cliprl.model.build import list_architectures
 
     return list(list_architectures())

@@ -10,12 +10,11 @@ from napari.layers import Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
 
-from napari_cliprl.annotation.evaluate import EvaluationTable, evaluate_session
-from napari_cliprl.annotation.export import try_export
 from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 
 from ._guard import plural
+from ._jobs import evaluate_job, export_job
 from ._session_layers import is_session_layer_name
 
 
@@ -55,7 +54,7 @@ class SessionTasks(QObject):
             raise ValueError("Choose an export folder first.")
         if not session.reviewed:
             raise ValueError("No reviewed frames yet: correct or accept some frames first.")
-        worker = create_worker(try_export, session, out, frames, overwrite)
+        worker = create_worker(export_job, session, out, frames, overwrite)
         n = len(session.reviewed)
         worker.returned.connect(functools.partial(self._on_exported, out, n))
         worker.finished.connect(functools.partial(self._end, "export", worker))
@@ -88,7 +87,7 @@ class SessionTasks(QObject):
             raise RuntimeError("An evaluation is in progress; wait for it to finish.")
         if not truth or truth not in self.viewer.layers:
             raise ValueError("Add a ground-truth Labels layer first (EndoVis reader, sample).")
-        worker = create_worker(evaluate_session, session, self.viewer.layers[truth].data)
+        worker = create_worker(evaluate_job, session, self.viewer.layers[truth].data)
         worker.returned.connect(self._on_evaluated)
         worker.errored.connect(lambda e: self.failed.emit(describe_error(e), "evaluate"))
         worker.finished.connect(functools.partial(self._end, "evaluate", worker))
@@ -96,7 +95,7 @@ class SessionTasks(QObject):
         self.evaluation_busy.emit(True)
         worker.start()
 
-    def _on_evaluated(self, table: EvaluationTable) -> None:
+    def _on_evaluated(self, table: Any) -> None:
         self.evaluated.emit(table)
 
     def _end(self, name: str, worker: Any) -> None:

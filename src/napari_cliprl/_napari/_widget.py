@@ -67,7 +67,7 @@ class AnnotatorWidget(QWidget):
         self._connect_sections()
         self._connect_controller()
         self._connect_viewer()
-        self._warm_up()
+        self._warmed = False
         self._check_saved_session()
         self._refresh_truth_layers()
 
@@ -92,6 +92,7 @@ class AnnotatorWidget(QWidget):
         s.data.session_dir_changed.connect(self._check_saved_session)
         s.data.restore_requested.connect(self._restore)
         s.model.changed.connect(self._update_command)
+        s.model.architectures_wanted.connect(self._warm_up)
         s.run.run_requested.connect(self._run)
         s.run.cancel_requested.connect(self.controller.cancel)
         s.review.next_requested.connect(self._next_unreviewed)
@@ -153,8 +154,11 @@ class AnnotatorWidget(QWidget):
         self.destroyed.connect(functools.partial(disconnect_all, links))
 
     def _warm_up(self) -> None:
-        """Import the model code and matplotlib in a worker (the main thread never waits for
-        torch), then offer the architectures it knows."""
+        """Once the user asks for an architecture: import the model code in a worker (the
+        main thread never imports torch), then offer the architectures it knows."""
+        if self._warmed:
+            return
+        self._warmed = True
         worker = create_worker(warm_up)
         worker.returned.connect(self.sections.model.set_architectures)
         worker.errored.connect(lambda *_: None)  # a missing extra is reported when used

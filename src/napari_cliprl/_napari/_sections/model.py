@@ -63,6 +63,7 @@ class ModelSection(StatusMixin, QGroupBox):
     """Describes the model to run as a :class:`ModelSpec`; ``changed`` on any edit."""
 
     changed = Signal()
+    architectures_wanted = Signal()  # the user chose "architecture": list them
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
@@ -211,6 +212,8 @@ class ModelSection(StatusMixin, QGroupBox):
             self.set_steps(min(max(defaults["steps"], 0), MAX_STEPS))
 
     def _on_changed(self, *_: Any) -> None:
+        if self._source.currentText() == "architecture":
+            self.architectures_wanted.emit()
         self._update_enabled()
         self.set_status(self._problem())
         self.changed.emit()

@@ -1,4 +1,9 @@
-"""Small matplotlib charts embedded in the dock: the fine-tune curves and per-class IoU."""
+"""Small matplotlib charts embedded in the dock: the fine-tune curves and per-class IoU.
+
+Drawing is kept cheap for the main thread: fixed margins instead of a layout engine, the
+axes are made once and the curves updated in place, and redraws are coalesced by Qt
+(``draw_idle``).
+"""
 
 from __future__ import annotations
 
@@ -14,23 +19,25 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 FOREGROUND = "#d0d0d0"  # readable on napari's dark theme
 LOSS_COLOUR = "#ff7f0e"
 VAL_COLOUR = "#1f9fff"
+DPI = 90
 
 
-def _style(ax: object) -> None:
-    ax.set_facecolor("none")  # type: ignore[attr-defined]
-    ax.tick_params(colors=FOREGROUND, labelsize=7)  # type: ignore[attr-defined]
-    for spine in ax.spines.values():  # type: ignore[attr-defined]
+def _style(ax: Any) -> None:
+    ax.set_facecolor("none")
+    ax.tick_params(colors=FOREGROUND, labelsize=7)
+    for spine in ax.spines.values():
         spine.set_color(FOREGROUND)
 
 
 class _Chart(FigureCanvasQTAgg):
-    def __init__(self, height: float, parent: QWidget | None = None) -> None:
-        figure = Figure(figsize=(3.2, height), dpi=90, facecolor="none", layout="constrained")
+    def __init__(self, height: float, margins: dict[str, float], parent: QWidget | None) -> None:
+        figure = Figure(figsize=(3.2, height), dpi=DPI, facecolor="none")
+        figure.subplots_adjust(**margins)
         super().__init__(figure)
         self.setParent(parent)
         self.setStyleSheet("background-color: transparent;")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(int(height * 90))
+        self.setFixedHeight(int(height * DPI))
 
 
 class LossPlot(_Chart):
@@ -38,9 +45,21 @@ class LossPlot(_Chart):
     then, right of the dotted line, the RL update (numbered on after the epochs)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(1.9, parent)
+        super().__init__(1.9, {"left": 0.16, "right": 0.84, "bottom": 0.22, "top": 0.95}, parent)
         self.curves: Any = None
         self.labels: dict[str, str] = {}
+        self._ax = self.figure.add_subplot(111)
+        self._twin = self._ax.twinx()
+        for ax in (self._ax, self._twin):
+            _style(ax)
+        self._twin.set_ylim(0, 1)
+        self._lines = {
+            "loss": self._ax.plot([], [], "-", color=LOSS_COLOUR, lw=1.2, label="supervised")[0],
+            "rl_loss": self._ax.plot([], [], ":", color=LOSS_COLOUR, lw=1.2, label="RL")[0],
+            "val": self._twin.plot([], [], "o-", color=VAL_COLOUR, lw=1.2, ms=3)[0],
+        }
+        self._divider = self._ax.axvline(0.5, color=FOREGROUND, lw=0.6, ls=":", visible=False)
+        self._legend: Any = None
         self.set_curves(None)
 
     @property
@@ -52,36 +71,31 @@ class LossPlot(_Chart):
     def set_curves(self, curves: Any) -> None:
         """Show ``curves`` (``_training_progress.Curves``; None: empty axes)."""
         self.curves = curves
-        self._draw()
-
-    def _draw(self) -> None:
-        self.figure.clear()
-        ax = self.figure.add_subplot(111)
-        _style(ax)
-        c = self.curves
-        rl = bool(c is not None and c.rl_loss)
-        self.labels = {
-            "x": "epoch, then RL update" if rl else "epoch",
-            "y": "loss",
-            "y2": _val_label(c),
-        }
-        ax.set_xlabel(self.labels["x"], color=FOREGROUND, fontsize=7)
-        ax.set_ylabel("loss", color=LOSS_COLOUR, fontsize=7)
-        if c is not None:
-            for points, style, label in ((c.loss, "-", "supervised"), (c.rl_loss, ":", "RL")):
-                if points:
-                    ax.plot(*zip(*points), style, color=LOSS_COLOUR, lw=1.2, label=label)
-            if rl and c.loss:
-                ax.axvline(c.epochs + 0.5, color=FOREGROUND, lw=0.6, ls=":")
-            if self.loss:
-                ax.legend(fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper right")
-        twin = ax.twinx()
-        _style(twin)
-        twin.set_ylabel(self.labels["y2"], color=VAL_COLOUR, fontsize=7)
-        twin.set_ylim(0, 1)
-        if c is not None and c.val:
-            twin.plot(*zip(*c.val), "o-", color=VAL_COLOUR, lw=1.2, ms=3)
+        for name, line in self._lines.items():
+            points = getattr(curves, name, None) or []
+            line.set_data([p[0] for p in points], [p[1] for p in points])
+        rl = bool(curves is not None and curves.rl_loss)
+        self._divider.set_visible(rl and bool(curves.loss))
+        if rl:
+            self._divider.set_xdata([curves.epochs + 0.5] * 2)
+        self._set_labels(
+            {"x": "epoch, then RL update" if rl else "epoch", "y": "loss", "y2": _val_label(curves)}
+        )
+        if self.loss and self._legend is None:
+            self._legend = self._ax.legend(
+                fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper right"
+            )
+        self._ax.relim()
+        self._ax.autoscale_view()
         self.draw_idle()
+
+    def _set_labels(self, labels: dict[str, str]) -> None:
+        if labels == self.labels:
+            return
+        self.labels = labels
+        self._ax.set_xlabel(labels["x"], color=FOREGROUND, fontsize=7)
+        self._ax.set_ylabel(labels["y"], color=LOSS_COLOUR, fontsize=7)
+        self._twin.set_ylabel(labels["y2"], color=VAL_COLOUR, fontsize=7)
 
 
 def _val_label(curves: Any) -> str:
@@ -96,7 +110,7 @@ class ClassIoUChart(_Chart):
     """Per-class IoU, one group of bars per class and one bar per proposal layer."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(2.4, parent)
+        super().__init__(2.4, {"left": 0.12, "right": 0.98, "bottom": 0.36, "top": 0.95}, parent)
         self.series: dict[str, list[float]] = {}
         self.classes: list[str] = []
 
