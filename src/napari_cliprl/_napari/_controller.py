@@ -8,38 +8,34 @@ must happen on the main thread comes in slices (layers) or batches (frames).
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
+from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from napari_cliprl.annotation.models import ModelSpec, PredictorCache
 from napari_cliprl.annotation.run import FrameDone
 from napari_cliprl.annotation.session import Session
 from napari_cliprl.annotation.suggest import suggest_frames
-from napari_cliprl.errors import describe_error
 from napari_cliprl.io.lazy import LazyArray, as_frames
 from napari_cliprl.schemas import get_schema, list_schemas, register_schema
 from napari_cliprl.steps import step_label
 
 from ._finetune_control import FinetuneController
 from ._guard import Slices, plural
-from ._jobs import (
-    SavedSession,
-    SessionReady,
-    SessionTarget,
-    probe_session,
-    restore_job,
-    run_job,
-)
-from ._layers import SESSION_KEY, restorable_folder, session_folder, source_of_layer
+from ._jobs import SessionReady, SessionTarget, run_job
+from ._layers import SESSION_KEY, session_folder, source_of_layer
 from ._review_marks import ReviewMarks
+from ._saved_sessions import SavedSessions
 from ._session_layers import SessionLayers
 from ._tasks import SessionTasks
 
 FLUSH_MS = 200  # predicted frames reach the screen in batches, at most this often
+RANK_S = 1.0  # the suggestion ranking is recomputed at most this often during a run
 
 
 class AnnotatorController(QObject):
@@ -53,8 +49,6 @@ class AnnotatorController(QObject):
     run_progress = Signal(int, int, str)  # done, total, message
     run_finished = Signal(str)  # one sentence: done, cancelled or why it failed
     model_loaded = Signal(str)  # the model a run uses has loaded (its description)
-    restore_offered = Signal(str)  # the Restore line's text; "" when nothing to restore
-    restoring = Signal(bool)
     session_restored = Signal(object)  # a saved session was reopened (after session_changed)
     paint_label_changed = Signal(int)  # corrected's label, also when napari's control sets it
     failed = Signal(str, str)  # message, where (the section that shows it)
@@ -65,15 +59,19 @@ class AnnotatorController(QObject):
         self.predictors = predictors if predictors is not None else PredictorCache()
         self.tasks = SessionTasks(viewer)
         self.training = FinetuneController()
+        self.saved = SavedSessions()
+        self.saved.restored.connect(self._on_restored)
+        self.saved.failed.connect(self.failed)
         self._session: Session | None = None
         self._layers: SessionLayers | None = None
         self._marks: ReviewMarks | None = None
-        self._workers: dict[str, Any] = {}
+        self._run_worker: Any = None
         self._pending: list[FrameDone] = []
         self._run_done = 0
         self._run_error: str | None = None
-        self._offer: SavedSession | None = None
-        self._probing: Any = None  # the folder the last saved-session check looked at
+        self._run_total = 0
+        self._activity: Any = None  # napari progress of the run
+        self._ranked = 0.0  # when the ranking was last recomputed (time.monotonic)
         self._slices = Slices(self._on_layers_synced, lambda m: self.failed.emit(m, "run"))
         self._flush_timer = QTimer()
         self._flush_timer.setInterval(FLUSH_MS)
@@ -86,11 +84,11 @@ class AnnotatorController(QObject):
 
     @property
     def is_running(self) -> bool:
-        return "run" in self._workers
+        return self._run_worker is not None
 
     @property
     def is_restoring(self) -> bool:
-        return "restore" in self._workers
+        return self.saved.is_restoring
 
     @property
     def layers_pending(self) -> bool:
@@ -150,14 +148,17 @@ class AnnotatorController(QObject):
             self._session,
             key=source_of_layer(image) or image.name,
             propagate=propagate,
-            _progress={"total": len(indices), "desc": "CLIP-RL"},
         )
         scale = tuple(image.scale[:3]) if image.ndim == 3 else None
         worker.yielded.connect(functools.partial(self._on_run_item, scale))
         worker.returned.connect(self._on_run_returned)
         worker.finished.connect(functools.partial(self._on_run_finished, worker))
-        self._workers["run"] = worker
+        self._run_worker = worker
         self._pending, self._run_done, self._run_error = [], 0, None
+        self._run_total = len(indices)
+        # napari's activity panel: updated with the batches below (each update of it
+        # processes the event queue, so once per frame would slow the run down)
+        self._activity = progress(total=len(indices), desc="CLIP-RL")
         self.run_started.emit(len(indices))
         n = plural(len(indices), "frame")
         self.run_progress.emit(0, len(indices), f"Loading the model for {n}…")
@@ -166,7 +167,7 @@ class AnnotatorController(QObject):
 
     def cancel(self) -> None:
         """Stop the current run after the frame being predicted."""
-        worker = self._workers.get("run")
+        worker = self._run_worker
         if worker is not None:
             worker.quit()
             self.run_progress.emit(self._run_done, 0, "Cancelling…")
@@ -187,31 +188,40 @@ class AnnotatorController(QObject):
             else:
                 self._sync_layers()
             self.model_loaded.emit(item.model)
+            total = self._run_total
+            self.run_progress.emit(0, total, f"Predicting {plural(total, 'frame')}…")
             return
         self._run_done = item.done
         self._pending.append(item)
 
     def _flush(self) -> None:
-        """Show the frames predicted since the last flush: one redraw, one progress update."""
+        """Show the frames predicted since the last flush: one progress update, a redraw
+        only when the frame on screen is among them, the ranking at most every RANK_S."""
         items, self._pending = self._pending, []
         if not items:
             return
         last = items[-1]
-        message = f"Frame {last.index}: {last.done} / {plural(last.total, 'frame')}"
-        self.run_progress.emit(last.done, last.total, message)
+        self.run_progress.emit(last.done, last.total, "")  # the bar counts; no relayout
+        if self._activity is not None:
+            self._activity.update(last.done - self._activity.n)
         if self._layers is not None and not self._slices.active:
             self._layers.refresh_frame(item.index for item in items)
-        self.predictions_changed.emit()
+        if time.monotonic() - self._ranked >= RANK_S:
+            self._ranked = time.monotonic()
+            self.predictions_changed.emit()
 
     def _on_run_returned(self, message: str | None) -> None:
         self._run_error = message
 
     def _on_run_finished(self, worker: Any) -> None:
-        if self._workers.get("run") is not worker:
+        if self._run_worker is not worker:
             return
-        del self._workers["run"]
+        self._run_worker = None
         self._flush()
         self._flush_timer.stop()
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
         if self._layers is not None and not self._slices.active:
             self._layers.refresh()
         n = plural(self._run_done, "frame")
@@ -227,67 +237,22 @@ class AnnotatorController(QObject):
 
     # -- sessions and layers -------------------------------------------------------------
     def check_saved_session(self, image: Image | None, session_dir: str | None) -> None:
-        """Offer (``restore_offered``) the saved session of ``image`` unless it is shown."""
-        try:
-            folder = restorable_folder(image, session_dir)
-        except OSError:
-            folder = None
-        self._probing = folder
-        if folder is None or (self._session is not None and self._session.folder == folder):
-            self._set_offer(None)
-            return
-        worker = create_worker(probe_session, folder)
-        worker.returned.connect(self._on_probed)
-        worker.start()
-
-    def _on_probed(self, saved: SavedSession | None) -> None:
-        if saved is None or saved.folder == self._probing:  # else the image changed since
-            self._set_offer(saved)
-
-    def _set_offer(self, saved: SavedSession | None) -> None:
-        if saved is not None and self._session is not None and self._session.folder == saved.folder:
-            saved = None
-        self._offer = saved
-        if saved is None:
-            self.restore_offered.emit("")
-            return
-        reviewed = plural(saved.reviewed, "reviewed frame")
-        self.restore_offered.emit(f"Saved session: {reviewed} of {saved.frames}.")
+        """Offer (``saved.offered``) the saved session of ``image`` unless it is shown."""
+        self.saved.check(image, session_dir)
 
     def restore(self, image: Image | None, session_dir: str | None = None) -> None:
         """Reopen the saved session of ``image`` (edits and reviewed flags) in a worker."""
         if self.is_running or self.is_restoring:
             raise RuntimeError("A run is in progress; cancel it before restoring a session.")
-        folder = self._offer.folder if self._offer is not None else None
-        folder = folder or restorable_folder(image, session_dir)
-        if folder is None:
-            raise FileNotFoundError("No saved session for this image; run the model first.")
-        shape = None
-        if image is not None:
-            frames = as_frames(image.data, image.rgb)
-            shape = (len(frames), *frames.shape[1:3])
-        worker = create_worker(restore_job, folder, shape)
-        scale = tuple(image.scale[:3]) if image is not None and image.ndim == 3 else None
-        worker.returned.connect(functools.partial(self._on_restored, image, scale))
-        worker.errored.connect(lambda e: self.failed.emit(describe_error(e), "data"))
-        worker.finished.connect(functools.partial(self._end, "restore", worker))
-        self._workers["restore"] = worker
-        self.restoring.emit(True)
-        worker.start()
+        self.saved.restore(image, session_dir)
 
-    def _on_restored(self, image: Image | None, scale: Any, session: Session) -> None:
+    def _on_restored(self, session: Session, image: Image | None, scale: Any) -> None:
         if session.schema.name not in list_schemas():
             register_schema(session.schema)
         if image is not None:
             image.metadata[SESSION_KEY] = str(session.folder)
         self._attach(session, scale)
         self.session_restored.emit(session)
-
-    def _end(self, name: str, worker: Any) -> None:
-        if self._workers.get(name) is worker:
-            del self._workers[name]
-        if name == "restore":
-            self.restoring.emit(False)
 
     def _attach(self, session: Session, scale: Any) -> None:
         if self._layers is not None:
@@ -302,7 +267,7 @@ class AnnotatorController(QObject):
             on_undo=self._on_undo,
             on_redo=self._on_redo,
         )
-        self._set_offer(None)
+        self.saved.shown(session.folder)
         self.session_changed.emit(session)
         self._emit_reviewed()
         self._sync_layers()

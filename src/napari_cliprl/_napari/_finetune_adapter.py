@@ -56,9 +56,14 @@ def options_of(budget: Budget) -> Options:
     )
 
 
-def work_units(options: Options) -> tuple[int, int]:
-    """(supervised epochs, RL updates incl. warm start): the units progress is reported in."""
-    return options.epochs, options.rl_iters + options.imitation_iters
+def work_units(options: Options) -> dict[str, int]:
+    """The units progress is reported in: supervised ``epochs``, ``rl_units`` (RL updates,
+    warm start included) and the RL ``episodes`` of each update."""
+    return {
+        "epochs": options.epochs,
+        "rl_units": options.rl_iters + options.imitation_iters,
+        "episodes": options.num_envs,
+    }
 
 
 def next_data_folder(session: Session) -> Path:

@@ -45,7 +45,7 @@ class FinetuneController(QObject):
         self._setup: dict[str, Any] = {}
         self._outcome: Any = None
         self._warned = False
-        self._epoch_seconds: float | None = None
+        self._epoch: dict[str, Any] = {}  # the last epoch's report (frames, seconds)
         self._plot_dirty = False
         self._plot_timer = QTimer()
         self._plot_timer.setInterval(PLOT_MS)
@@ -67,7 +67,7 @@ class FinetuneController(QObject):
             raise ValueError("Pick the image layer of this session: training needs its frames.")
         options = adapter.options_of(budget)
         self._stop = threading.Event()
-        self._clock = TrainingClock(*adapter.work_units(options), start=time.perf_counter())
+        self._clock = TrainingClock(**adapter.work_units(options), start=time.perf_counter())
         self._history, self._setup, self._outcome = [], {}, None
         self._warned, self.first_estimate, self.duration = False, None, None
         worker = create_worker(adapter.job, session, frames, spec, options, self._stop)
@@ -92,13 +92,15 @@ class FinetuneController(QObject):
         kind, value = item
         if kind == "setup":
             self._setup = dict(value)
+            if self._clock is not None:
+                self._clock.train_frames = max(value["frames"] - value["val_frames"], 1)
             where = "the CPU" if value["device"] == "cpu" else value["device"]
             n = plural(value["frames"], "frame")
-            self.progress.emit(0, 0, f"Fine-tuning on {where} ({n}); timing the first epoch…")
+            self.progress.emit(0, 0, f"Fine-tuning on {where} ({n}); timing the first epochs…")
         elif kind == "metrics":
             self._history.append(value)
             if value.get("phase") == "supervised":
-                self._epoch_seconds = value.get("seconds")
+                self._epoch = value
             self._plot_dirty = True  # drawn by the plot timer, at most every PLOT_MS
         elif kind == "progress":
             self._on_progress(*value)
@@ -116,8 +118,8 @@ class FinetuneController(QObject):
         if clock is None or total <= 0:
             self.progress.emit(done, total, message)
             return
-        clock.unit_done(done, now, self._epoch_seconds)
-        self._epoch_seconds = None
+        clock.unit_done(done, now, self._epoch.get("frames"), self._epoch.get("seconds"))
+        self._epoch = {}
         left = clock.seconds_left(now)
         if left is not None and self.first_estimate is None:
             self.first_estimate = clock.seconds_total(now)

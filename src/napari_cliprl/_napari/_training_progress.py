@@ -10,67 +10,75 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Before the first RL update has been timed, one update is assumed to cost this fraction of
-# a supervised epoch (measured on the development machine for the default budget on the
-# sample clip: 0.3-0.5); the first timed updates replace it.
-RL_UPDATE_PER_EPOCH = 0.5
+# Measured on the development machine (tiny-test, sample clip, default budget): an epoch's
+# wall time, validation and checkpoint included, is proportional to the frames it trains
+# on; one RL update costs about this many frames' worth per episode (0.35-0.55 measured), and
+# caching the decoder outputs before the first update about one epoch. Only the ratios are
+# assumed: the costs themselves are timed on this machine as the fine-tune runs.
+RL_FRAMES_PER_EPISODE = 0.4
+FIRST_EPOCH_OVERHEAD = 1.2  # the first epoch's own training seconds -> its wall time
 METRIC_NAMES = {"miou": "mIoU", "iou": "IoU", "mciou": "mcIoU", "challenge_iou": "challenge IoU"}
 
 
 @dataclass
 class TrainingClock:
-    """Time left of a fine-tune of ``epochs`` supervised epochs and ``rl_units`` RL updates,
-    plus a final T* choice, from the times at which each unit ended.
+    """Time left of a fine-tune of ``epochs`` supervised epochs (each on up to
+    ``train_frames`` frames) and ``rl_units`` RL updates of ``episodes`` episodes each, plus a
+    final T* choice, from the times at which each unit ended.
 
-    Work before the first unit (export, model, curriculum) is measured as it happens; an
-    epoch's cost is the mean gap between epoch reports (the first epoch, whose gap includes
-    the set-up, counts by its own reported training seconds); an RL update's likewise.
+    The cost of a frame is the gap between two epoch reports over the frames trained in the
+    later one (the first epoch's gap holds the set-up: it counts only while no second epoch
+    has ended, by its own training seconds). An RL update costs the mean gap between
+    updates once three have ended, before that RL_FRAMES_PER_EPISODE frames per episode.
     """
 
     epochs: int
     rl_units: int
     start: float
-    _epoch_ends: list[float] = field(default_factory=list)
-    _epoch_seconds: list[float] = field(default_factory=list)
+    train_frames: int = 1
+    episodes: int = 4
+    _epochs: list[tuple[float, int, float | None]] = field(default_factory=list)
     _rl_ends: list[float] = field(default_factory=list)
 
-    def unit_done(self, done: int, now: float, seconds: float | None = None) -> None:
-        """Unit ``done`` (1-based progress count) ended at ``now``; ``seconds``: the training
-        time the unit reported itself (supervised epochs do)."""
-        if 1 <= done <= self.epochs and done > len(self._epoch_ends):
-            self._epoch_ends.append(now)
-            if seconds is not None:
-                self._epoch_seconds.append(float(seconds))
+    def unit_done(
+        self, done: int, now: float, frames: int | None = None, seconds: float | None = None
+    ) -> None:
+        """Unit ``done`` (1-based progress count) ended at ``now``; for an epoch, ``frames``
+        it trained on and the training ``seconds`` it reported."""
+        if 1 <= done <= self.epochs and done > len(self._epochs):
+            self._epochs.append((now, int(frames or self.train_frames), seconds))
         elif self.epochs < done <= self.epochs + self.rl_units:
             if done - self.epochs > len(self._rl_ends):
                 self._rl_ends.append(now)
 
-    def epoch_cost(self) -> float | None:
-        ends = self._epoch_ends
-        if len(ends) >= 2:
-            return (ends[-1] - ends[0]) / (len(ends) - 1)
-        if self._epoch_seconds:
-            return self._epoch_seconds[0]
+    def frame_cost(self) -> float | None:
+        """Seconds per trained frame (None before the first epoch has ended)."""
+        e = self._epochs
+        if len(e) >= 2:
+            costs = [(b[0] - a[0]) / max(b[1], 1) for a, b in zip(e, e[1:])]
+            return sum(costs) / len(costs)
+        if e and e[0][2] is not None and self.epochs < 2:  # else wait for a second epoch
+            return FIRST_EPOCH_OVERHEAD * e[0][2] / max(e[0][1], 1)
         return None
 
     def rl_cost(self) -> float | None:
         ends = self._rl_ends
-        if len(ends) >= 2:
-            return (ends[-1] - ends[0]) / (len(ends) - 1)
-        epoch = self.epoch_cost()
-        return None if epoch is None else RL_UPDATE_PER_EPOCH * epoch
+        if len(ends) >= 3:
+            return (ends[-1] - ends[1]) / (len(ends) - 2)
+        frame = self.frame_cost()
+        return None if frame is None else RL_FRAMES_PER_EPISODE * self.episodes * frame
 
     def seconds_left(self, now: float) -> float | None:
-        """Estimated seconds until the end (None until the first unit has been timed)."""
-        epoch, rl = self.epoch_cost(), self.rl_cost()
-        if self.epochs and epoch is None:
+        """Estimated seconds until the end (None while nothing has been timed)."""
+        frame, rl = self.frame_cost(), self.rl_cost()
+        if rl is None:
             return None
-        if not self.epochs and not self._rl_ends:
-            return None
-        epochs_left = self.epochs - len(self._epoch_ends)
-        rl_left = self.rl_units - len(self._rl_ends)
-        left = epochs_left * (epoch or 0.0) + rl_left * (rl or 0.0)
-        left += epoch or rl or 0.0  # the final validation and checkpoint (about one unit)
+        epoch = (frame or 0.0) * self.train_frames
+        left = (self.epochs - len(self._epochs)) * epoch
+        if self.rl_units and not self._rl_ends:
+            left += epoch  # caching the decoder outputs for phase B
+        left += (self.rl_units - len(self._rl_ends)) * rl
+        left += frame or rl  # the final validation and checkpoint
         return max(left - self._since_last(now), 0.0)
 
     def seconds_total(self, now: float) -> float | None:
@@ -79,7 +87,7 @@ class TrainingClock:
 
     def _since_last(self, now: float) -> float:
         """Seconds since the last unit ended (the unit in progress has run that long)."""
-        ends = self._epoch_ends + self._rl_ends
+        ends = [e[0] for e in self._epochs] + self._rl_ends
         return max(now - max(ends), 0.0) if ends else 0.0
 
 

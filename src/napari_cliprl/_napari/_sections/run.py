@@ -37,6 +37,7 @@ class RunSection(ProgressMixin, QGroupBox):
         self._progress = QProgressBar()
         self._progress.setRange(0, 1)
         self._progress.setValue(0)
+        self._progress.setFormat("%v / %m frames")
         self._status = QLabel("")
         self._status.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -68,6 +69,10 @@ class RunSection(ProgressMixin, QGroupBox):
 
     def set_propagate(self, propagate: bool) -> None:
         self._propagate.setChecked(propagate)
+
+    def progress(self) -> tuple[int, int]:
+        """(frames done, frames to do) as the bar shows them."""
+        return self._progress.value(), self._progress.maximum()
 
     def set_running(self, running: bool) -> None:
         self._run_button.setEnabled(not running)
