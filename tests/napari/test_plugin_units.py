@@ -24,22 +24,24 @@ from napari_cliprl.schemas import get_schema
 def test_clock_extrapolates_measured_units_and_knows_nothing_before_them():
     clock = TrainingClock(epochs=5, rl_units=30, start=0.0, train_frames=4, episodes=4)
     assert clock.seconds_left(2.0) is None  # set-up: nothing measured yet
-    clock.unit_done(1, now=3.0, frames=2, seconds=0.1)  # the set-up took ~2.9 s
-    assert clock.seconds_left(3.0) is None  # one epoch says little: wait for a second
-    clock.unit_done(2, now=3.4, frames=4, seconds=0.3)  # 0.1 s per frame, wall time
+    clock.unit_done(1, now=3.0, frames=2, seconds=0.2)  # the set-up took ~2.8 s
+    assert clock.seconds_left(3.0) is None  # an epoch's fixed part is not known yet
+    clock.unit_done(2, now=3.5, frames=3, seconds=0.3)  # 0.1 s per frame + 0.2 s fixed
     assert clock.frame_cost() == pytest.approx(0.1)
-    epoch, rl = 0.4, 0.4 * 4 * 0.1  # per epoch (4 frames); per RL update (4 episodes)
-    expected = 3 * epoch + epoch + 30 * rl + 0.1  # epochs, RL cache, updates, final
-    assert clock.seconds_left(3.4) == pytest.approx(expected)
-    assert clock.seconds_left(3.5) == pytest.approx(expected - 0.1)  # the unit in progress
-    for k, now in ((3, 3.8), (4, 4.2), (5, 4.6)):
-        clock.unit_done(k, now=now, frames=4)
-    for k, now in ((6, 5.2), (7, 5.25), (8, 5.30)):  # RL: the first holds the caching
+    assert clock.fixed_cost() == pytest.approx(0.2)
+    epoch = 0.2 + 0.1 * (3 + 4) / 2  # fixed + frames growing from 3 to 4
+    rl = 0.5 * 4 * 0.1  # per RL update of 4 episodes
+    expected = 3 * epoch + 0.1 * 4 + 30 * rl + 0.2  # epochs, RL cache, updates, final
+    assert clock.seconds_left(3.5) == pytest.approx(expected)
+    assert clock.seconds_left(3.6) == pytest.approx(expected - 0.1)  # the unit in progress
+    for k, now in ((3, 4.1), (4, 4.7), (5, 5.3)):
+        clock.unit_done(k, now=now, frames=4, seconds=0.4)
+    for k, now in ((6, 5.9), (7, 5.95), (8, 6.0)):  # RL: the first holds the caching
         clock.unit_done(k, now=now)
     assert clock.rl_cost() == pytest.approx(0.05)  # timed now
-    left = clock.seconds_left(5.30)
-    assert left == pytest.approx(27 * 0.05 + 0.1)
-    assert clock.seconds_total(5.30) == pytest.approx(5.30 + left)
+    left = clock.seconds_left(6.0)
+    assert left == pytest.approx(27 * 0.05 + clock.fixed_cost())
+    assert clock.seconds_total(6.0) == pytest.approx(6.0 + left)
     assert format_seconds(40.2) == "about 41 s" and format_seconds(600) == "about 10 min"
 
 

@@ -10,25 +10,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Measured on the development machine (tiny-test, sample clip, default budget): an epoch's
-# wall time, validation and checkpoint included, is proportional to the frames it trains
-# on; one RL update costs about this many frames' worth per episode (0.35-0.55 measured), and
-# caching the decoder outputs before the first update about one epoch. Only the ratios are
-# assumed: the costs themselves are timed on this machine as the fine-tune runs.
-RL_FRAMES_PER_EPISODE = 0.4
-FIRST_EPOCH_OVERHEAD = 1.2  # the first epoch's own training seconds -> its wall time
+# Measured on the development machine (tiny-test, sample clip): one RL update costs about
+# this many trained frames' worth per episode (0.33-0.55), and caching the decoder outputs
+# before the first update about one pass over the training frames. Only these ratios are
+# assumed: the costs themselves are timed on this machine while the fine-tune runs.
+RL_FRAMES_PER_EPISODE = 0.5
 METRIC_NAMES = {"miou": "mIoU", "iou": "IoU", "mciou": "mcIoU", "challenge_iou": "challenge IoU"}
 
 
 @dataclass
 class TrainingClock:
-    """Time left of a fine-tune of ``epochs`` supervised epochs (each on up to
-    ``train_frames`` frames) and ``rl_units`` RL updates of ``episodes`` episodes each, plus a
-    final T* choice, from the times at which each unit ended.
+    """Time left of a fine-tune of ``epochs`` supervised epochs (on up to ``train_frames``
+    frames each: the curriculum starts with fewer) and ``rl_units`` RL updates of
+    ``episodes`` episodes each, plus a final T* choice, from the times at which units ended.
 
-    The cost of a frame is the gap between two epoch reports over the frames trained in the
-    later one (the first epoch's gap holds the set-up: it counts only while no second epoch
-    has ended, by its own training seconds). An RL update costs the mean gap between
+    An epoch costs a fixed part (validation and checkpoint: its wall time beyond the training
+    seconds it reports) plus its frames times the training seconds per frame; both are timed,
+    so the estimate waits for a second epoch. An RL update costs the mean gap between
     updates once three have ended, before that RL_FRAMES_PER_EPISODE frames per episode.
     """
 
@@ -37,29 +35,30 @@ class TrainingClock:
     start: float
     train_frames: int = 1
     episodes: int = 4
-    _epochs: list[tuple[float, int, float | None]] = field(default_factory=list)
+    _epochs: list[tuple[float, int, float]] = field(default_factory=list)
     _rl_ends: list[float] = field(default_factory=list)
 
     def unit_done(
         self, done: int, now: float, frames: int | None = None, seconds: float | None = None
     ) -> None:
-        """Unit ``done`` (1-based progress count) ended at ``now``; for an epoch, ``frames``
-        it trained on and the training ``seconds`` it reported."""
+        """Unit ``done`` (1-based progress count) ended at ``now``; for an epoch, the
+        ``frames`` it trained on and the training ``seconds`` it reported."""
         if 1 <= done <= self.epochs and done > len(self._epochs):
-            self._epochs.append((now, int(frames or self.train_frames), seconds))
+            self._epochs.append((now, max(int(frames or self.train_frames), 1), seconds or 0.0))
         elif self.epochs < done <= self.epochs + self.rl_units:
             if done - self.epochs > len(self._rl_ends):
                 self._rl_ends.append(now)
 
     def frame_cost(self) -> float | None:
-        """Seconds per trained frame (None before the first epoch has ended)."""
+        """Training seconds per frame (None before the first epoch has ended)."""
+        costs = [seconds / frames for _, frames, seconds in self._epochs if seconds > 0]
+        return sum(costs) / len(costs) if costs else None
+
+    def fixed_cost(self) -> float | None:
+        """Seconds of an epoch beyond its training (None before a second epoch has ended)."""
         e = self._epochs
-        if len(e) >= 2:
-            costs = [(b[0] - a[0]) / max(b[1], 1) for a, b in zip(e, e[1:])]
-            return sum(costs) / len(costs)
-        if e and e[0][2] is not None and self.epochs < 2:  # else wait for a second epoch
-            return FIRST_EPOCH_OVERHEAD * e[0][2] / max(e[0][1], 1)
-        return None
+        extra = [max(b[0] - a[0] - b[2], 0.0) for a, b in zip(e, e[1:])]
+        return sum(extra) / len(extra) if extra else None
 
     def rl_cost(self) -> float | None:
         ends = self._rl_ends
@@ -69,16 +68,19 @@ class TrainingClock:
         return None if frame is None else RL_FRAMES_PER_EPISODE * self.episodes * frame
 
     def seconds_left(self, now: float) -> float | None:
-        """Estimated seconds until the end (None while nothing has been timed)."""
-        frame, rl = self.frame_cost(), self.rl_cost()
-        if rl is None:
+        """Estimated seconds until the end (None while too little has been timed)."""
+        frame, fixed, rl = self.frame_cost(), self.fixed_cost(), self.rl_cost()
+        epochs_left = self.epochs - len(self._epochs)
+        if rl is None or (fixed is None and epochs_left > 0):
             return None
-        epoch = (frame or 0.0) * self.train_frames
-        left = (self.epochs - len(self._epochs)) * epoch
+        fixed = fixed or 0.0
+        latest = self._epochs[-1][1] if self._epochs else self.train_frames
+        upcoming = (latest + self.train_frames) / 2  # the curriculum adds frames as it goes
+        left = epochs_left * (fixed + (frame or 0.0) * upcoming)
         if self.rl_units and not self._rl_ends:
-            left += epoch  # caching the decoder outputs for phase B
+            left += (frame or 0.0) * self.train_frames  # caching the decoder outputs
         left += (self.rl_units - len(self._rl_ends)) * rl
-        left += frame or rl  # the final validation and checkpoint
+        left += fixed or rl  # the final validation and checkpoint
         return max(left - self._since_last(now), 0.0)
 
     def seconds_total(self, now: float) -> float | None:

@@ -110,7 +110,7 @@ class ClassIoUChart(_Chart):
     """Per-class IoU, one group of bars per class and one bar per proposal layer."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(2.4, {"left": 0.12, "right": 0.98, "bottom": 0.36, "top": 0.95}, parent)
+        super().__init__(2.6, {"left": 0.12, "right": 0.98, "bottom": 0.42, "top": 0.95}, parent)
         self.series: dict[str, list[float]] = {}
         self.classes: list[str] = []
 
