@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from napari_cliprl.io.labeled import read_labeled
+    from napari_cliprl.io import read_labeled
 
     torch.set_num_threads(1)
     seq = read_labeled(args.data)

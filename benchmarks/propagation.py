@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from napari_cliprl.io.labeled import read_labeled
+    from napari_cliprl.io import read_labeled
     from napari_cliprl.predictor import Predictor
 
     torch.set_num_threads(1)

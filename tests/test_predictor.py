@@ -131,7 +131,7 @@ def test_predict_frames_reports_progress_and_stops(model):
 def test_fast_upsampling_equals_bilinear_then_argmax(size):
     import torch.nn.functional as F
 
-    from napari_cliprl.predictor import _labels
+    from napari_cliprl.model.inference import upsample_labels as _labels
 
     g = torch.Generator().manual_seed(0)
     coarse = torch.randn(1, 5, 9, 11, generator=g) * 3
@@ -154,3 +154,16 @@ def test_a_prior_pulls_labels_towards_it_and_ignore_means_no_opinion(model):
         predictor.predict(frame, prior=np.full((9, 9), 12, np.uint8))
     with pytest.raises(ValueError, match="integer class ids"):
         predictor.predict(frame, prior=np.zeros((9, 9), np.float32))
+
+
+def test_prior_weight_none_means_the_default_weight(model):
+    """The annotation loop passes ``prior_weight=None`` when the user set none."""
+    from napari_cliprl.predictor import PRIOR_WEIGHT
+
+    predictor = Predictor(model, device="cpu")
+    frame, prior = _frame(6), np.full((20, 25), 3, np.uint8)
+    default = predictor.predict(frame, steps=1, prior=prior, prior_weight=None)
+    explicit = predictor.predict(frame, steps=1, prior=prior, prior_weight=PRIOR_WEIGHT)
+    assert all(np.array_equal(a, b) for a, b in zip(default.steps, explicit.steps))
+    strong = predictor.predict(frame, steps=1, prior=prior, prior_weight=1000.0)
+    assert (strong.steps[0] == 3).all() and not (default.steps[0] == 3).all()

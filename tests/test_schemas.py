@@ -206,7 +206,7 @@ def test_load_errors_name_the_file(tmp_path) -> None:
         LabelSchema.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(SchemaError, match="bad.json: not valid JSON"):
+    with pytest.raises(SchemaError, match="bad.json: not a valid schema file: Expecting"):
         LabelSchema.load(bad)
     bad.write_text("[1, 2]")
     with pytest.raises(SchemaError, match="bad.json: a schema must be a JSON object"):

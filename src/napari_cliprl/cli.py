@@ -2,7 +2,9 @@
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 Bad input raises :class:`CLIError` (or a ``ValueError``/``OSError`` from the core), which ``main``
-prints as one line on stderr before exiting with status 2.
+prints as one line on stderr before exiting with status 2. Any other exception is a bug: it is
+still one line (its type and message) unless ``CLIPRL_DEBUG=1`` asks for the traceback. A
+mistyped option is one line too (``cliprl COMMAND --help`` lists them all).
 """
 
 from __future__ import annotations
@@ -12,16 +14,27 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 COMMANDS = ("info", "convert", "predict", "finetune", "evaluate", "demo")
+DEBUG_ENV = "CLIPRL_DEBUG"  # set to 1 for tracebacks instead of one-line errors
+USER_ERRORS = (ValueError, OSError, KeyError, RuntimeError)  # bad input: one line, status 2
 
 
 class CLIError(Exception):
     """A user error reported as one line, without a traceback."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error printed as one line instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cliprl",
         description="CLIP-RL semi-automatic annotation of surgical video (napari-cliprl).",
     )
@@ -41,19 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command = "cliprl"
     try:
+        args, unknown = build_parser().parse_known_args(argv)
+        command = f"cliprl {args.command}"
+        if unknown:  # named by the subcommand, whose --help lists its options
+            text = f"unrecognized arguments: {' '.join(unknown)} (see {command} --help)"
+            print(f"{command}: error: {text}", file=sys.stderr)
+            return 2
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
-        print("cliprl: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, OSError, KeyError, RuntimeError) as e:
-        if os.environ.get("CLIPRL_DEBUG"):
+    except (CLIError, *USER_ERRORS) as e:
+        if os.environ.get(DEBUG_ENV):
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"cliprl {args.command}: error: {message}", file=sys.stderr)
+        print(f"{command}: error: {_first_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - a bug: still no traceback unless asked for
+        if os.environ.get(DEBUG_ENV):
+            raise
+        text = _first_line(e)
+        what = type(e).__name__ if text == type(e).__name__ else f"{type(e).__name__}: {text}"
+        hint = f"an internal error; set {DEBUG_ENV}=1 for the traceback"
+        print(f"{command}: error: {what} ({hint})", file=sys.stderr)
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    from napari_cliprl.errors import first_line
+
+    return first_line(exc)
 
 
 if __name__ == "__main__":  # torchrun -m napari_cliprl.cli ...

@@ -3,12 +3,12 @@
 The backbone runs once per frame: its features are kept in a bounded LRU cache keyed by the
 frame (``key``, or a hash of its pixels) and by the backbone's fingerprint, so re-running the
 agent with another number of steps, or after the decoder/agent were fine-tuned, skips it.
-The predictor never opens files (see ``model.build.build_model`` for that).
+The predictor never opens files (see ``model.build.build_model`` for that).  It runs the one
+inference path of ``model.inference`` (the one ``cliprl evaluate`` measures).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -18,10 +18,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_cliprl.config import check_steps
+from napari_cliprl.devices import resolve_device
 from napari_cliprl.model.backbone import Features
-from napari_cliprl.model.build import resolve_device
-from napari_cliprl.model.cliprl import CLIPRL
+from napari_cliprl.model.cliprl import CLIPRL, CLIPRLOutput
+from napari_cliprl.model.inference import (
+    inference_context,
+    predict_logits,
+    prior_logits,
+    upsample_labels,
+)
 from napari_cliprl.model.policy import entropy as entropy_map
+from napari_cliprl.schemas import LabelSchema
+from napari_cliprl.steps import ZERO_SHOT_KEY
 
 PRIOR_WEIGHT = 0.125  # logit added to the prior's class; chosen on held-out frames (benchmarks.md)
 ProgressCallback = Callable[..., None]  # progress(done, total, message="")
@@ -45,8 +54,8 @@ class Prediction:
     def __init__(
         self,
         *,
-        logits: list[torch.Tensor],
-        zero_shot_logits: torch.Tensor,
+        logits: list[torch.Tensor],  # T + 1 tensors K x h x w (CPU, float32)
+        zero_shot_logits: torch.Tensor,  # K x h' x w' (patch grid)
         size: tuple[int, int],
         entropy: list[float],
         actions: list[np.ndarray] | None = None,
@@ -54,8 +63,8 @@ class Prediction:
         cached: bool = False,
         seconds: dict[str, float] | None = None,
     ) -> None:
-        self._logits = logits  # T + 1 tensors K x h x w (CPU, float32)
-        self._zero_shot_logits = zero_shot_logits  # K x h' x w'
+        self._logits = logits
+        self._zero_shot_logits = zero_shot_logits
         self._maps: dict[int | str, np.ndarray] = {}
         self.size = (int(size[0]), int(size[1]))
         self.entropy = entropy
@@ -67,14 +76,14 @@ class Prediction:
     def _map(self, which: int | str) -> np.ndarray:
         if which not in self._maps:
             start = time.perf_counter()
-            source = self._zero_shot_logits if which == "zero_shot" else self._logits[which]
-            self._maps[which] = _labels(source, self.size)
+            source = self._zero_shot_logits if which == ZERO_SHOT_KEY else self._logits[which]
+            self._maps[which] = upsample_labels(source, self.size)
             self.seconds["labels"] = self.seconds.get("labels", 0.0) + time.perf_counter() - start
         return self._maps[which]
 
     @property
     def zero_shot(self) -> np.ndarray:
-        return self._map("zero_shot")
+        return self._map(ZERO_SHOT_KEY)
 
     @property
     def steps(self) -> list[np.ndarray]:
@@ -92,22 +101,6 @@ class Prediction:
 
     def __repr__(self) -> str:
         return f"Prediction(size={self.size}, steps={self.num_steps}, cached={self.cached})"
-
-
-def _prior_ids(prior: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
-    """Validate prior labels (2-D integer ids < K or the ignore index); ignore becomes K."""
-    prior = np.asarray(prior)
-    if prior.ndim != 2 or not np.issubdtype(prior.dtype, np.integer):
-        raise ValueError(
-            f"a prior must be H x W integer class ids, got {prior.dtype} {prior.shape}"
-        )
-    bad = ((prior >= num_classes) & (prior != ignore_index)) | (prior < 0)
-    if bad.any():
-        raise ValueError(
-            f"prior has ids {sorted(set(np.unique(prior[bad]).tolist()))[:5]} outside "
-            f"0..{num_classes - 1} (ignore {ignore_index})"
-        )
-    return np.where(prior == ignore_index, num_classes, prior)
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -145,14 +138,14 @@ def frame_key(frame: np.ndarray) -> str:
 class Predictor:
     """Runs a CLIPRL on numpy frames.
 
-    Arguments:
+    Arguments (``model`` positional, the rest keyword-only):
         model: a built CLIPRL (``build_model``); moved to ``device``.
         cache_size: number of frames whose backbone features are kept (LRU; 0 disables).
         device: "auto"/None (cuda, then mps, then cpu), or a device name.
     """
 
     def __init__(
-        self, model: CLIPRL, cache_size: int = 64, device: str | torch.device | None = None
+        self, model: CLIPRL, *, cache_size: int = 64, device: str | torch.device | None = None
     ) -> None:
         self.device = resolve_device(device)
         self.cache_size = int(cache_size)
@@ -169,7 +162,7 @@ class Predictor:
         self._model = model.to(self.device).eval()
 
     @property
-    def schema(self):  # noqa: ANN201 - LabelSchema
+    def schema(self) -> LabelSchema:
         return self._model.schema
 
     def clear_cache(self) -> None:
@@ -178,32 +171,32 @@ class Predictor:
     def cache_len(self) -> int:
         return len(self._cache)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def predict(
         self,
         frame: np.ndarray,
         steps: int | None = None,
         key: Hashable | None = None,
-        return_probabilities: bool = False,
         prior: np.ndarray | None = None,
-        prior_weight: float = PRIOR_WEIGHT,
+        prior_weight: float | None = None,
+        *,
+        return_probabilities: bool = False,
     ) -> Prediction:
         """Labels for one frame (H x W x 3 uint8; grey and RGBA are converted).
 
-        steps: agent steps T (default: the model's T*).  key: names the frame in the feature
-        cache, e.g. ``(source_path, index)``; default: a hash of its pixels.
-        prior: H' x W' class ids (any size; ignore index = no opinion), e.g. the previous
-        frame's corrected labels for video propagation: ``prior_weight`` is added to the
-        decoder logit of the prior's class in every cell before the agent runs.
+        steps: agent steps T (default: the model's T*; at most limits.MAX_STEPS).
+        key: names the frame in the feature cache, e.g. ``(source_path, index)``; default: a
+        hash of its pixels. prior: H' x W' class ids (any size; ignore index = no opinion),
+        e.g. the previous frame's corrected labels for video propagation: ``prior_weight``
+        (None: ``PRIOR_WEIGHT``) is added to the decoder logit of the prior's class in every
+        cell before the agent runs.
         """
-        keys = None if key is None else [key]
-        priors = None if prior is None else [prior]
         return self.predict_batch(
-            [frame], steps, keys, return_probabilities, priors=priors, prior_weight=prior_weight
+            [frame],
+            steps,
+            None if key is None else [key],
+            None if prior is None else [prior],
+            prior_weight,
+            return_probabilities=return_probabilities,
         )[0]
 
     def predict_batch(
@@ -211,9 +204,10 @@ class Predictor:
         frames: Sequence[np.ndarray],
         steps: int | None = None,
         keys: Sequence[Hashable] | None = None,
-        return_probabilities: bool = False,
         priors: Sequence[np.ndarray | None] | None = None,
-        prior_weight: float = PRIOR_WEIGHT,
+        prior_weight: float | None = None,
+        *,
+        return_probabilities: bool = False,
     ) -> list[Prediction]:
         """``predict`` for several frames, batching the network (frames may differ in size)."""
         frames = [as_rgb_frame(f) for f in frames]
@@ -221,56 +215,54 @@ class Predictor:
             raise ValueError(f"{len(keys)} keys for {len(frames)} frames")
         if priors is not None and len(priors) != len(frames):
             raise ValueError(f"{len(priors)} priors for {len(frames)} frames")
-        keys = list(keys) if keys is not None else [frame_key(f) for f in frames]
-        steps = self._model.config.steps if steps is None else int(steps)
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        with torch.no_grad(), self._autocast():
-            t0 = time.perf_counter()
-            features, cached = self._features(frames, keys)
-            t1 = time.perf_counter()
-            zero_shot, L0, pixel = self._model.decode(features)
-            if priors is not None:
-                L0 = self._add_priors(L0, priors, prior_weight)
-            t2 = time.perf_counter()
-            refined, actions = self._model.refine(L0, pixel, steps)
-            t3 = time.perf_counter()
-        logits = [L0, *refined]
-        n = len(frames)
-        seconds = {"backbone": (t1 - t0) / n, "decoder": (t2 - t1) / n, "agent": (t3 - t2) / n}
-        out = []
-        for i, frame in enumerate(frames):
-            pred = Prediction(
-                logits=[lg[i].detach().float().cpu() for lg in logits],
-                zero_shot_logits=zero_shot[i].detach().float().cpu(),
-                size=frame.shape[:2],
-                entropy=[float(entropy_map(lg[i : i + 1]).mean()) for lg in logits],
-                actions=[a[i].to(torch.uint8).cpu().numpy() for a in actions],
-                cached=cached[i],
-                seconds=dict(seconds),
+        steps = check_steps(self._model.config.steps if steps is None else steps)
+        prior = None
+        if priors is not None:
+            prior = prior_logits(
+                priors,
+                num_classes=self._model.num_classes,
+                ignore_index=self._model.schema.ignore_index,
+                grid=self._model.logits_size,
+                weight=PRIOR_WEIGHT if prior_weight is None else float(prior_weight),
             )
-            if return_probabilities:
-                pred.probabilities = F.softmax(logits[-1][i].float(), 0).cpu().numpy()
-            out.append(pred)
-        return out
+        keys = list(keys) if keys is not None else [frame_key(f) for f in frames]
+        start = time.perf_counter()
+        features, cached = self._features(frames, keys)
+        backbone = time.perf_counter() - start
+        seconds: dict[str, float] = {}
+        out = predict_logits(
+            self._model, features=features, steps=steps, prior=prior, seconds=seconds
+        )
+        seconds["backbone"] = backbone
+        return [
+            self._prediction(out, i, frame, cached[i], seconds, return_probabilities)
+            for i, frame in enumerate(frames)
+        ]
 
-    def _add_priors(
-        self, L0: torch.Tensor, priors: Sequence[np.ndarray | None], weight: float
-    ) -> torch.Tensor:
-        """L0 + weight * onehot(prior) per cell (nearest-sampled to the logits' grid)."""
-        K, (h, w) = L0.shape[1], L0.shape[-2:]
-        ignore = self._model.schema.ignore_index
-        bonus = torch.zeros_like(L0)
-        for i, prior in enumerate(priors):
-            if prior is None:
-                continue
-            ids = _prior_ids(prior, K, ignore)
-            rows = ((np.arange(h) + 0.5) * ids.shape[0] / h).astype(int)
-            cols = ((np.arange(w) + 0.5) * ids.shape[1] / w).astype(int)
-            cells = torch.from_numpy(ids[rows][:, cols].astype(np.int64)).to(L0.device)
-            onehot = F.one_hot(cells, K + 1)[..., :K].permute(2, 0, 1)  # ignore -> zeros
-            bonus[i] = weight * onehot.to(L0.dtype)
-        return L0 + bonus
+    def _prediction(
+        self,
+        out: CLIPRLOutput,
+        i: int,
+        frame: np.ndarray,
+        cached: bool,
+        seconds: dict[str, float],
+        probabilities: bool,
+    ) -> Prediction:
+        """Frame ``i`` of a batch's output (logits moved to the CPU; labels come lazily)."""
+        n = out.zero_shot.shape[0]
+        logits = [lg[i].detach().float().cpu() for lg in out.logits]
+        pred = Prediction(
+            logits=logits,
+            zero_shot_logits=out.zero_shot[i].detach().float().cpu(),
+            size=frame.shape[:2],
+            entropy=[float(entropy_map(lg[None]).mean()) for lg in logits],
+            actions=[a[i].to(torch.uint8).cpu().numpy() for a in out.actions],
+            cached=cached,
+            seconds={k: v / n for k, v in seconds.items()},
+        )
+        if probabilities:
+            pred.probabilities = F.softmax(logits[-1], 0).numpy()
+        return pred
 
     def _features(
         self, frames: list[np.ndarray], keys: list[Hashable]
@@ -285,10 +277,11 @@ class Predictor:
                 found[i] = entry
         missing = [i for i in range(len(frames)) if i not in found]
         if missing:
-            images = torch.cat(
-                [self._model.preprocess(torch.from_numpy(frames[i])[None]) for i in missing]
-            )
-            encoded = self._model.encode(images)
+            with inference_context(self.device):
+                images = torch.cat(
+                    [self._model.preprocess(torch.from_numpy(frames[i])[None]) for i in missing]
+                )
+                encoded = self._model.encode(images)
             for j, i in enumerate(missing):
                 found[i] = encoded.index(j)
                 self._store((fingerprint, keys[i]), found[i])
@@ -332,43 +325,3 @@ class Predictor:
             if progress is not None:
                 progress(start + len(batch), total, f"frame {batch[-1]}")
             yield from zip(batch, preds)
-
-
-def _labels(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """K x h x w logits -> H x W uint8 ids: argmax of the bilinearly upsampled logits.
-
-    Exact and cheap: where the 4 low-resolution cells around a pixel share one argmax, the
-    bilinear mixture (non-negative weights) has that argmax too, so only pixels near label
-    boundaries are interpolated.
-    """
-    logits = logits.detach().float().cpu()
-    K, h, w = logits.shape
-    y0, y1, fy = (t.numpy() for t in _source_index(h, size[0]))
-    x0, x1, fx = (t.numpy() for t in _source_index(w, size[1]))
-    low = logits.argmax(0).to(torch.uint8).numpy()
-    rows0, rows1 = low[y0], low[y1]
-    out = rows0[:, x0]
-    mixed = out != rows0[:, x1]
-    mixed |= out != rows1[:, x0]
-    mixed |= out != rows1[:, x1]
-    ys, xs = np.nonzero(mixed)
-    if len(ys):
-        lt = logits.permute(1, 2, 0).contiguous().numpy()  # h x w x K
-        r0, r1, c0, c1 = y0[ys], y1[ys], x0[xs], x1[xs]
-        wy, wx = fy[ys, None], fx[xs, None]
-        top = lt[r0, c0]
-        top += wx * (lt[r0, c1] - top)
-        bottom = lt[r1, c0]
-        bottom += wx * (lt[r1, c1] - bottom)
-        top += wy * (bottom - top)
-        out[ys, xs] = top.argmax(1)
-    return out
-
-
-def _source_index(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """torch's bilinear (align_corners=False) source indices and weights along one axis."""
-    src = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
-    src = src.clamp(min=0)
-    i0 = src.floor().long().clamp(max=n_in - 1)
-    i1 = (i0 + 1).clamp(max=n_in - 1)
-    return i0, i1, (src - i0).float()

@@ -13,15 +13,16 @@ import pytest
 
 from napari_cliprl.annotation.evaluate import evaluate_session
 from napari_cliprl.annotation.finetune_job import (
-    FinetuneOptions,
+    WIDGET_FIELDS,
     estimate_seconds,
     finetune_command,
-    finetune_config,
     finetune_job,
     format_duration,
+    job_config,
     loss_curves,
     next_run_dirs,
     read_lineage,
+    widget_preset,
 )
 from napari_cliprl.annotation.models import ModelSpec
 from napari_cliprl.annotation.run import predict_sequence
@@ -30,6 +31,7 @@ from napari_cliprl.annotation.suggest import suggest_frames
 from napari_cliprl.io.sample import synthetic_clip
 from napari_cliprl.metrics import evaluate_frames
 from napari_cliprl.schemas import get_schema
+from napari_cliprl.training.config import get_field, replace_fields
 
 T, H, W, STEPS = 4, 64, 80, 2
 
@@ -72,9 +74,19 @@ def test_run_dirs_count_up(tmp_path):
 def test_command_line_describes_the_same_run(tmp_path):
     from napari_cliprl._commands.finetune import add_arguments, make_config
 
-    options = FinetuneOptions(epochs=3, rl_iters=7, imitation_iters=2, device="cpu")
+    options = replace_fields(
+        widget_preset(),
+        {
+            "supervised.epochs": 3,
+            "rl.iterations": 7,
+            "rl.imitation_iters": 2,
+            "device": "cpu",
+            "data": ["/x/extra"],
+        },
+    )
     spec = ModelSpec(checkpoint=str(tmp_path / "base ckpt"))
-    config = finetune_config(spec, [str(tmp_path / "data"), "/x/extra"], tmp_path / "out", options)
+    config = job_config(spec, options, tmp_path / "data", tmp_path / "out")
+    assert config.data == [str(tmp_path / "data"), "/x/extra"]
     command = finetune_command(config)
     assert command.startswith("cliprl finetune --data ")
     parser = argparse.ArgumentParser()
@@ -84,10 +96,21 @@ def test_command_line_describes_the_same_run(tmp_path):
     assert parsed.from_checkpoint == str(tmp_path / "base ckpt")
     assert parsed.supervised.epochs == 3 and parsed.rl.iterations == 7
     assert parsed.rl.imitation_iters == 2 and parsed.device == "cpu"
+    # the whole run, not a few fields: the widget's num_envs=4 and warmup_epochs=1 included
+    assert parsed == config
+    assert (parsed.rl.num_envs, parsed.warmup_epochs, parsed.log_every) == (4, 1, 1)
+
+
+def test_widget_preset_is_a_small_view_of_the_config():
+    preset = widget_preset()
+    assert [get_field(preset, f) for f in WIDGET_FIELDS] == [5, 20, "auto", []]
+    assert preset.supervised.batch_size == 2 and preset.rl.imitation_iters == 10
+    with pytest.raises(ValueError, match="epochs"):
+        replace_fields(preset, {"supervised.epochs": -1})
 
 
 def test_cpu_estimate_grows_with_frames_and_measured_speed():
-    options = FinetuneOptions(epochs=5, rl_iters=20)
+    options = replace_fields(widget_preset(), {"supervised.epochs": 5, "rl.iterations": 20})
     few = estimate_seconds(2, options, "ViT-B-16")
     many = estimate_seconds(20, options, "ViT-B-16")
     assert many > few > estimate_seconds(2, options, "tiny-test")
@@ -169,8 +192,16 @@ def test_finetune_job_exports_trains_and_writes_lineage(session):
         session.array(CORRECTED)[i] = clip.labels[i]
     session.mark_reviewed([0, 2])
     spec = ModelSpec(arch="tiny-test", device="cpu", steps=STEPS)
-    options = FinetuneOptions(
-        epochs=1, rl_iters=1, imitation_iters=1, device="cpu", num_envs=2, input_size=(64, 80)
+    options = replace_fields(
+        widget_preset(),
+        {
+            "supervised.epochs": 1,
+            "rl.iterations": 1,
+            "rl.imitation_iters": 1,
+            "device": "cpu",
+            "rl.num_envs": 2,
+            "input_size": (64, 80),
+        },
     )
     job = finetune_job(session, clip.frames, spec, options, threading.Event())
     events = []
@@ -196,3 +227,8 @@ def test_finetune_job_exports_trains_and_writes_lineage(session):
             next(job)
     except StopIteration as stop:
         assert stop.value.stopped and stop.value.checkpoint is None
+    # what the cancelled run left is refused by loaders, with the way to resume it
+    from napari_cliprl.model.build import build_model
+
+    with pytest.raises(ValueError, match="unfinished fine-tune.*--resume"):
+        build_model(checkpoint=session.folder / "checkpoints" / "ft-002")

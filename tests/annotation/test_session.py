@@ -110,9 +110,14 @@ def test_incompatible_data_and_existing_sessions_are_refused(session):
 
 
 def test_export_writes_reviewed_frames_and_never_overwrites(session, frames, tmp_path):
+    from napari_cliprl.training.dataset import changed_mask
+
     list(predict_sequence(FakePredictor(), frames, range(T), session))
     for i in (1, 3):
         session.init_corrected(i)
+    edit = np.asarray(session.array(CORRECTED)[3])
+    edit[:4, :5] = 7  # the annotator repaints a corner of frame 3
+    session.array(CORRECTED)[3] = edit
     session.mark_reviewed([3, 1])
     out = tmp_path / "export"
     export_session(session, out, as_frames(frames))
@@ -122,6 +127,11 @@ def test_export_writes_reviewed_frames_and_never_overwrites(session, frames, tmp
     np.testing.assert_array_equal(seq.frames[0], frames[1])
     manifest = json.loads((out / "manifest.json").read_text())
     assert [f["reviewed"] for f in manifest["frames"]] == [True, True]
+    # the pixels a person changed weigh more in fine-tuning: exported as changed/ masks
+    expected = np.zeros((H, W), bool)
+    expected[:4, :5] = edit[:4, :5] != (3 + STEPS) % 4  # unless the proposal had 7 already
+    np.testing.assert_array_equal(changed_mask(seq, 1), expected)
+    assert not changed_mask(seq, 0).any()  # frame 1 was accepted as proposed
     with pytest.raises(FileExistsError, match="frame001.png exists"):
         export_session(session, out, as_frames(frames))
     export_session(session, out, as_frames(frames), overwrite=True)

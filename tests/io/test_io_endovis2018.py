@@ -8,7 +8,8 @@ import pytest
 from _io_builders import make_endovis2018_seq, save_png
 
 from napari_cliprl.io import DataError, read_endovis2018_sequence, read_labeled
-from napari_cliprl.io.endovis2018 import schema_from_labels_json, write_endovis2018_sequence
+from napari_cliprl.io.endovis2018 import write_endovis2018_sequence
+from napari_cliprl.io.labels_json import schema_from_labels_json
 from napari_cliprl.schemas import ENDOVIS2018, get_schema
 
 

@@ -94,14 +94,17 @@ def test_manifest_defaults_list_every_label_unreviewed(tmp_path: Path) -> None:
         read_export(tmp_path, reviewed_only=True)
 
 
-def test_frames_come_from_the_manifest_source_video(tmp_path: Path) -> None:
-    codes = write_video(tmp_path / "clip.avi", 20, h=5, w=6)
+@pytest.mark.parametrize("where", ["inside", "absolute"])
+def test_frames_come_from_the_manifest_source_video(tmp_path: Path, where: str) -> None:
+    export = tmp_path / "export"
+    video = export / "video" / "clip.avi" if where == "inside" else tmp_path / "clip.avi"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    codes = write_video(video, 20, h=5, w=6)
     labels = {"frame007": random_ids(1, 5, 6, 12)[0], "frame015": random_ids(1, 5, 6, 12)[0]}
-    manifest = make_manifest(
-        "../clip.avi", ENDOVIS2018, [("frame007", 7, True), ("frame015", 15, True)]
-    )
-    write_labels(tmp_path / "export", labels, ENDOVIS2018, manifest=manifest)
-    seq = read_export(tmp_path / "export", reviewed_only=True)
+    source = "video/clip.avi" if where == "inside" else str(video)
+    manifest = make_manifest(source, ENDOVIS2018, [("frame007", 7, True), ("frame015", 15, True)])
+    write_labels(export, labels, ENDOVIS2018, manifest=manifest)
+    seq = read_export(export, reviewed_only=True)
     assert seq.frames[1][0, 0, 0] == codes[15]
     np.testing.assert_array_equal(seq.labels(0), labels["frame007"])
 
@@ -125,5 +128,5 @@ def test_bad_manifest_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"manifest.json: manifest field 'frames\[0\]'"):
         read_export(tmp_path)
     (tmp_path / "manifest.json").write_text("{broken")
-    with pytest.raises(DataError, match="manifest.json: not valid JSON"):
+    with pytest.raises(DataError, match="manifest.json: not a valid manifest: Expecting"):
         read_export(tmp_path)

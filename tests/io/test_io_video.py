@@ -81,5 +81,5 @@ def test_not_a_video_is_a_data_error(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(DataError, match="bad.mp4: not a readable video"):
         VideoReader(bad)
-    with pytest.raises(DataError, match="video file not found"):
+    with pytest.raises(DataError, match="missing.mp4: video file not found"):
         VideoReader(tmp_path / "missing.mp4")

@@ -221,11 +221,11 @@ def test_random_big_architecture_warns(monkeypatch):
 
 def test_truncated_text_encoding_equals_open_clip():
     from napari_cliprl._compat import import_open_clip
-    from napari_cliprl.model.build import _register_archs
+    from napari_cliprl.model.registry import register_open_clip_configs
     from napari_cliprl.model.text import encode_prompts
 
     open_clip = import_open_clip()
-    _register_archs(open_clip)
+    register_open_clip_configs(open_clip)
     torch.manual_seed(0)
     clip = open_clip.create_model("cliprl-tiny-test")
     tokens = open_clip.get_tokenizer("cliprl-tiny-test")(

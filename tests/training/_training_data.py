@@ -31,10 +31,12 @@ def write_export(folder: Path, n_frames: int = 6, seed: int = 3, unreviewed=(UNR
 
 def tiny_config(data: Path, out: Path, **overrides):
     """A FinetuneConfig that trains tiny-test at 64 x 80 in about a second."""
-    from napari_cliprl.training.curriculum import CurriculumConfig
-    from napari_cliprl.training.finetune import FinetuneConfig
-    from napari_cliprl.training.rl import RLConfig
-    from napari_cliprl.training.supervised import SupervisedConfig
+    from napari_cliprl.training.config import (
+        CurriculumConfig,
+        FinetuneConfig,
+        RLConfig,
+        SupervisedConfig,
+    )
 
     sup = overrides.pop("supervised", SupervisedConfig(epochs=2, batch_size=2, learning_rate=3e-3))
     rl = overrides.pop(

@@ -146,3 +146,15 @@ def test_q_warm_start_takes_actions_that_pay_on_average():
     gains = action_gains(data.L0, data.target, data.weight, agent.delta)
     assert (greedy != KEEP).float().mean() > 0.2  # it acts ...
     assert gains.gather(0, greedy[None]).mean() > 0.02  # ... and its actions pay (keep = 0)
+
+
+def test_an_episode_longer_than_the_step_limit_is_refused_before_it_runs():
+    from napari_cliprl.limits import LimitError
+    from napari_cliprl.model.policy import run_episode
+
+    agent, data = _agent(), _data()
+    with pytest.raises(LimitError, match="episode length.*over the limit of 10"):
+        next(run_episode(agent, data.L0, data.features, 10**6))
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(LimitError, match="over the limit of 10"):  # before any buffer exists
+        rollout(agent, data.L0, data.features, data.target, data.weight, 10**6, RLConfig(), gen)

@@ -15,54 +15,61 @@ from pathlib import Path
 from typing import Any
 
 from napari_cliprl.annotation.finetune_job import (
-    FinetuneOptions,
     FinetuneOutcome,
     finetune_command,
-    finetune_config,
     finetune_job,
+    job_config,
     next_run_dirs,
+    widget_preset,
 )
 from napari_cliprl.annotation.models import ModelSpec
 from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
+from napari_cliprl.training.config import FinetuneConfig, replace_fields
 
-Options = FinetuneOptions
+Options = FinetuneConfig
 Outcome = FinetuneOutcome
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What the section edits."""
+    """What the section edits (a view of a few FinetuneConfig fields)."""
 
-    epochs: int  # phase A (supervised) epochs
-    rl_iters: int  # phase B (RL) updates after the warm start
-    device: str  # auto / cpu / cuda / mps
-    extra_data: tuple[str, ...] = ()  # more exported or EndoVis folders
+    epochs: int  # supervised.epochs: phase A epochs
+    rl_iters: int  # rl.iterations: phase B updates after the warm start
+    device: str  # device: auto / cpu / cuda / mps
+    extra_data: tuple[str, ...] = ()  # data: more exported or EndoVis folders
 
 
 def default_budget() -> Budget:
-    defaults = FinetuneOptions()
-    return Budget(defaults.epochs, defaults.rl_iters, defaults.device)
+    preset = widget_preset()
+    return Budget(preset.supervised.epochs, preset.rl.iterations, preset.device)
 
 
 def options_of(budget: Budget) -> Options:
-    """The core's options for ``budget`` (the warm start never exceeds the RL budget)."""
-    return FinetuneOptions(
-        epochs=budget.epochs,
-        rl_iters=budget.rl_iters,
-        imitation_iters=min(budget.rl_iters, FinetuneOptions().imitation_iters),
-        device=budget.device,
-        extra_data=list(budget.extra_data),
+    """The dock's FinetuneConfig: ``widget_preset`` with ``budget`` (the warm start never
+    exceeds the RL budget)."""
+    preset = widget_preset()
+    return replace_fields(
+        preset,
+        {
+            "supervised.epochs": budget.epochs,
+            "rl.iterations": budget.rl_iters,
+            "rl.imitation_iters": min(budget.rl_iters, preset.rl.imitation_iters),
+            "device": budget.device,
+            "data": list(budget.extra_data),
+        },
     )
 
 
 def work_units(options: Options) -> dict[str, int]:
     """The units progress is reported in: supervised ``epochs``, ``rl_units`` (RL updates,
     warm start included) and the RL ``episodes`` of each update."""
+    rl = options.rl
     return {
-        "epochs": options.epochs,
-        "rl_units": options.rl_iters + options.imitation_iters,
-        "episodes": options.num_envs,
+        "epochs": options.supervised.epochs,
+        "rl_units": rl.iterations + rl.imitation_iters,
+        "episodes": rl.num_envs,
     }
 
 
@@ -74,8 +81,7 @@ def next_data_folder(session: Session) -> Path:
 def command_line(session: Session, spec: ModelSpec, options: Options) -> str:
     """The ``cliprl finetune ...`` line that runs this fine-tune in a separate process."""
     data_dir, ckpt_dir = next_run_dirs(session.folder)
-    config = finetune_config(spec, [str(data_dir), *options.extra_data], ckpt_dir, options)
-    return finetune_command(config)
+    return finetune_command(job_config(spec, options, data_dir, ckpt_dir))
 
 
 def count_labelled(folders: Sequence[str]) -> int:
@@ -83,13 +89,12 @@ def count_labelled(folders: Sequence[str]) -> int:
     return sum(len(list(Path(f).rglob("labels/*.png"))) for f in folders)
 
 
-def validation_frames(n_frames: int) -> int:
+def validation_frames(n_frames: int, options: Options) -> int:
     """How many of ``n_frames`` training frames are held out for validation and T*."""
     from napari_cliprl.training.dataset import split_frames
-    from napari_cliprl.training.finetune import FinetuneConfig
 
     items = [(0, i) for i in range(n_frames)]
-    return len(split_frames(items, FinetuneConfig().val_fraction)[1])
+    return len(split_frames(items, options.val_fraction)[1])
 
 
 def job(
@@ -107,8 +112,9 @@ def job(
 
         preload()
         device = resolve_device(options.device)
-        n = len(session.reviewed) + count_labelled(options.extra_data)
-        yield ("setup", {"device": device.type, "frames": n, "val_frames": validation_frames(n)})
+        n = len(session.reviewed) + count_labelled(options.data)
+        val = validation_frames(n, options)
+        yield ("setup", {"device": device.type, "frames": n, "val_frames": val})
     except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
         return FinetuneOutcome(error=describe_error(e, options.device))
     return (yield from finetune_job(session, frames, spec, options, stop))

@@ -85,7 +85,7 @@ def _frames_layers(path: Path) -> LayerData:
 
 
 def _folder_layers(path: Path) -> LayerData:
-    from napari_cliprl.io.labeled import detect_format, read_labeled
+    from napari_cliprl.io import detect_format, read_labeled
 
     try:
         detect_format(path)

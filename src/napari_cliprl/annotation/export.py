@@ -16,11 +16,14 @@ import numpy as np
 
 from napari_cliprl.annotation.session import CORRECTED, Session
 from napari_cliprl.errors import describe_error
+from napari_cliprl.io._png import write_png
 from napari_cliprl.io.errors import DataError
 from napari_cliprl.io.export import make_manifest, write_labels
 from napari_cliprl.io.lazy import frame_names_of
+from napari_cliprl.steps import step_label
 
 EXPORT_BATCH = 16  # frames written per io.export.write_labels call (bounds memory)
+CHANGED_DIR = "changed"  # masks of corrected pixels, read by training.dataset.changed_mask
 
 
 def try_export(
@@ -46,8 +49,10 @@ def export_session(
     """Write the reviewed frames of ``corrected`` as an export folder; returns written paths.
 
     ``frames`` (T x H x W x 3, indexed lazily) are written to left_frames/ when given, so the
-    export can be fine-tuned on without the video. FileExistsError names an existing target
-    unless ``overwrite``; DataError if no frame is reviewed.
+    export can be fine-tuned on without the video. ``changed/<name>.png`` marks (255) the
+    pixels where the correction differs from the frame's last proposal, which fine-tuning
+    weighs more (DESIGN 2.9). FileExistsError names an existing target unless ``overwrite``;
+    DataError if no frame is reviewed.
     """
     reviewed = session.reviewed
     if not reviewed:
@@ -60,6 +65,14 @@ def export_session(
         checkpoint=session.info.checkpoint_hash,
     )
     corrected = session.array(CORRECTED)
+    proposal = session.array(step_label(session.steps))
+    predicted = set(session.predicted)
+
+    def changed(i: int) -> np.ndarray | None:
+        if i not in predicted:
+            return None
+        return np.asarray(corrected[i]) != np.asarray(proposal[i])
+
     return write_label_stack(
         out_dir,
         corrected,
@@ -70,6 +83,7 @@ def export_session(
         manifest=manifest,
         overwrite=overwrite,
         progress=progress,
+        changed=changed,
     )
 
 
@@ -84,13 +98,16 @@ def write_label_stack(
     manifest: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    changed: Callable[[int], np.ndarray | None] | None = None,
 ) -> list[Path]:
     """Write ``labels[i]`` (and ``frames[i]``) for i in ``indices`` in the export layout.
 
     ``labels``: T x H x W ids and ``frames``: T x H x W x 3, both indexed one frame at a
-    time; ``names[i]`` is the file stem of frame i. Every target is checked before anything
-    is written (FileExistsError names the first existing one unless ``overwrite``); files are
-    then written in batches so memory stays at a few frames.
+    time; ``names[i]`` is the file stem of frame i; ``changed(i)``: H x W bool "a person
+    changed this pixel" (or None), written to ``changed/<name>.png`` before the label. Every
+    target is checked before anything is written (FileExistsError names the first existing
+    one unless ``overwrite``); files are then written in batches so memory stays at a few
+    frames.
     """
     out = Path(out_dir)
     if not overwrite:
@@ -99,6 +116,8 @@ def write_label_stack(
     for start in range(0, len(indices), EXPORT_BATCH):
         batch = indices[start : start + EXPORT_BATCH]
         last = start + EXPORT_BATCH >= len(indices)
+        if changed is not None:
+            written += _write_changed(out, batch, names, changed)
         label_maps = {names[i]: np.asarray(labels[i], dtype=np.uint8) for i in batch}
         images = {names[i]: np.asarray(frames[i]) for i in batch} if frames is not None else None
         written += write_labels(
@@ -114,6 +133,19 @@ def write_label_stack(
     return written
 
 
+def _write_changed(
+    out: Path, batch: Sequence[int], names: Sequence[str], changed: Callable[[int], Any]
+) -> list[Path]:
+    """``changed/<name>.png`` (0 / 255) of the frames in ``batch`` that have a mask."""
+    written = []
+    for i in batch:
+        mask = changed(i)
+        if mask is not None:
+            image = np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)
+            written.append(write_png(out / CHANGED_DIR / f"{names[i]}.png", image, True))
+    return written
+
+
 def export_names(frames: Any, n: int) -> list[str]:
     """File stems of ``n`` frames: the frames' own names when they have them, else frameNNN."""
     if frames is not None and len(frames) == n:
@@ -126,7 +158,7 @@ def check_targets_free(
     out: Path, names: Sequence[str], with_frames: bool, manifest: Any = None
 ) -> None:
     """FileExistsError naming the first export file under ``out`` that exists already."""
-    targets = [out / "labels" / f"{n}.png" for n in names]
+    targets = [out / d / f"{n}.png" for d in ("labels", CHANGED_DIR) for n in names]
     if with_frames:
         targets += [out / "left_frames" / f"{n}.png" for n in names]
     meta = ["labels.json", "schema.json"] + (["manifest.json"] if manifest is not None else [])

@@ -1,8 +1,13 @@
 """Closing the annotation loop: fine-tune on a session's reviewed frames, the equivalent
 command line, lineage and time estimates.
 
-The napari widget runs :func:`finetune_job` in a worker thread; nothing here imports Qt.
-A fine-tune run of a session lives in the session folder::
+The widget's fine-tune options are a view of a
+:class:`~napari_cliprl.training.config.FinetuneConfig`: it starts from :func:`widget_preset`,
+shows the fields in :data:`WIDGET_FIELDS` and edits them with
+``training.config.replace_fields``; :func:`job_config` adds the session's data, the output
+folder and the model, and :func:`finetune_command` is ``cliprl finetune`` with
+``config_to_argv`` of that same config. The napari widget runs :func:`finetune_job` in a worker
+thread; nothing here imports Qt. A fine-tune run of a session lives in the session folder::
 
     <session>/training/ft-NNN/      the reviewed frames, exported (the training data)
     <session>/checkpoints/ft-NNN/   the checkpoint, plus lineage.json (frames, base model)
@@ -19,7 +24,7 @@ import re
 import shlex
 import threading
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,16 @@ from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash, spec_architecture
 from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
+from napari_cliprl.training.cli_options import config_to_argv
+from napari_cliprl.training.config import (
+    FinetuneConfig,
+    RLConfig,
+    SupervisedConfig,
+)
+from napari_cliprl.training.folders import LINEAGE_FILE
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINING_DIR = "training"
-LINEAGE_FILE = "lineage.json"
 RUN_PREFIX = "ft-"
 # CPU seconds of one phase-A training pass over one frame at the architecture's CPU input
 # size, one thread, on the 2-core development machine (ViT: frozen backbone forward ~1 s at
@@ -41,19 +52,23 @@ RL_FRAME_COST = 0.3  # an RL episode (cached features), relative to a training p
 SETUP_SECONDS = 5.0  # model building, data loading, T* evaluation
 
 
-@dataclass
-class FinetuneOptions:
-    """The fine-tune budget the widget offers (small defaults: minutes, not hours, on CPU)."""
+# what the dock shows of a FinetuneConfig ("data": extra folders besides the session's frames)
+WIDGET_FIELDS = ("supervised.epochs", "rl.iterations", "device", "data")
 
-    epochs: int = 5  # phase A (supervised) epochs
-    rl_iters: int = 20  # phase B A2C updates after the warm start
-    imitation_iters: int = 10  # phase B warm-start updates on the oracle action
-    device: str = "auto"  # auto / cpu / cuda / mps (bf16 autocast on CUDA)
-    batch_size: int = 2  # frames per optimiser step
-    num_envs: int = 4  # RL episodes per update
-    warmup_epochs: int = 1  # epochs of each cross-fitted curriculum warm-up decoder
-    input_size: tuple[int, int] | None = None  # (h, w); None: the architecture's default
-    extra_data: list[str] = field(default_factory=list)  # more exported/labelled folders
+
+def widget_preset() -> FinetuneConfig:
+    """The dock's starting point: a budget of minutes, not hours, on a CPU.
+
+    Phase A 5 epochs of 2 frames per step; phase B 10 warm-start + 20 A2C updates of 4
+    episodes; 1 epoch per curriculum warm-up decoder; a metrics report every RL iteration
+    (the live curve). Everything else is FinetuneConfig's default, as on the command line.
+    """
+    return FinetuneConfig(
+        supervised=SupervisedConfig(epochs=5, batch_size=2),
+        rl=RLConfig(iterations=20, imitation_iters=10, num_envs=4),
+        warmup_epochs=1,
+        log_every=1,
+    )
 
 
 @dataclass
@@ -81,58 +96,28 @@ def next_run_dirs(session_folder: str | os.PathLike) -> tuple[Path, Path]:
     return root / TRAINING_DIR / name, root / CHECKPOINTS_DIR / name
 
 
-def finetune_config(
-    spec: ModelSpec, data: Sequence[str], out: str | os.PathLike, options: FinetuneOptions
-) -> Any:
-    """The :class:`~napari_cliprl.training.finetune.FinetuneConfig` of a widget fine-tune."""
-    from napari_cliprl.training.curriculum import CurriculumConfig
-    from napari_cliprl.training.finetune import FinetuneConfig
-    from napari_cliprl.training.rl import RLConfig
-    from napari_cliprl.training.supervised import SupervisedConfig
-
-    if min(options.epochs, options.rl_iters, options.imitation_iters) < 0:
-        raise ValueError("epochs and RL iterations must be >= 0")
-    return FinetuneConfig(
-        data=[str(d) for d in data],
-        out=str(out),
+def job_config(
+    spec: ModelSpec,
+    config: FinetuneConfig,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+) -> FinetuneConfig:
+    """The run of a widget fine-tune: ``config`` (the dock's options) on the exported frames
+    in ``data_dir`` plus ``config.data``, from the model of ``spec``, into ``out``."""
+    return replace(
+        config,
+        data=[os.fspath(data_dir), *config.data],
+        out=os.fspath(out),
         from_checkpoint=spec.checkpoint,
         arch=spec.arch,
         clip_weights=None if spec.checkpoint else spec.clip_weights,
         schema=None,  # the exported data's schema (the session's)
-        input_size=options.input_size,
-        device=options.device,
-        supervised=SupervisedConfig(epochs=options.epochs, batch_size=options.batch_size),
-        rl=RLConfig(
-            iterations=options.rl_iters,
-            imitation_iters=options.imitation_iters,
-            num_envs=options.num_envs,
-        ),
-        curriculum=CurriculumConfig(),
-        warmup_epochs=options.warmup_epochs,
-        log_every=1,
     )
 
 
-def finetune_command(config: Any) -> str:
+def finetune_command(config: FinetuneConfig) -> str:
     """The ``cliprl finetune ...`` command line that runs ``config`` in a separate process."""
-    args = ["cliprl", "finetune"]
-    for folder in config.data:
-        args += ["--data", str(folder)]
-    args += ["--out", str(config.out)]
-    if config.from_checkpoint:
-        args += ["--from", str(config.from_checkpoint)]
-    else:
-        args += ["--arch", config.arch]
-        if config.clip_weights:
-            args += ["--clip-weights", str(config.clip_weights)]
-    if config.schema:
-        args += ["--schema", str(config.schema)]
-    if config.input_size:
-        args += ["--input-size", *(str(s) for s in config.input_size)]
-    args += ["--epochs", str(config.supervised.epochs), "--rl-iters", str(config.rl.iterations)]
-    args += ["--imitation-iters", str(config.rl.imitation_iters)]
-    args += ["--batch-size", str(config.supervised.batch_size), "--device", config.device]
-    return shlex.join(args)
+    return shlex.join(["cliprl", "finetune", *config_to_argv(config)])
 
 
 def write_lineage(
@@ -174,11 +159,11 @@ def read_lineage(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
 # -- time estimate ------------------------------------------------------------------------
 def estimate_seconds(
     n_frames: int,
-    options: FinetuneOptions,
+    config: FinetuneConfig,
     arch: str,
     inference_seconds: float | None = None,
 ) -> float:
-    """Rough CPU duration of a fine-tune on ``n_frames`` frames.
+    """Rough CPU duration of fine-tuning ``config`` on ``n_frames`` frames.
 
     Per-frame cost: ``TRAIN_PER_INFERENCE`` x a measured inference time per frame when given,
     else the architecture's figure in ``CPU_SECONDS_PER_FRAME``. Passes: phase A epochs plus
@@ -188,8 +173,10 @@ def estimate_seconds(
         per_frame = TRAIN_PER_INFERENCE * inference_seconds
     else:
         per_frame = CPU_SECONDS_PER_FRAME.get(arch, CPU_SECONDS_PER_FRAME["ViT-B-16"])
-    passes = n_frames * (options.epochs + options.warmup_epochs)
-    episodes = (options.rl_iters + options.imitation_iters) * options.num_envs * RL_FRAME_COST
+    crossfit = config.curriculum.enabled and config.difficulty == "crossfit"
+    passes = n_frames * (config.supervised.epochs + (config.warmup_epochs if crossfit else 0))
+    rl = config.rl
+    episodes = (rl.iterations + rl.imitation_iters) * rl.num_envs * RL_FRAME_COST
     return SETUP_SECONDS + per_frame * (passes + episodes)
 
 
@@ -203,7 +190,9 @@ def format_duration(seconds: float) -> str:
 
 
 # -- the fine-tune job ----------------------------------------------------------------------
-def iter_finetune(config: Any, stop: threading.Event) -> Generator[tuple[str, Any], None, Any]:
+def iter_finetune(
+    config: FinetuneConfig, stop: threading.Event
+) -> Generator[tuple[str, Any], None, Any]:
     """Run ``finetune(config)`` in a thread, yielding its callbacks as they come.
 
     Yields ``("progress", (done, total, message))`` and ``("metrics", dict)``; returns the
@@ -247,21 +236,23 @@ def finetune_job(
     session: Session,
     frames: Any,
     spec: ModelSpec,
-    options: FinetuneOptions,
+    options: FinetuneConfig,
     stop: threading.Event,
 ) -> Generator[tuple[str, Any], None, FinetuneOutcome]:
     """A widget fine-tune for a worker thread: export the reviewed frames of ``session``
     (with ``frames``, T x H x W x 3) to ``<session>/training/ft-NNN``, fine-tune the model of
-    ``spec`` on them (plus ``options.extra_data``) into ``<session>/checkpoints/ft-NNN`` and
-    write its lineage. Yields what :func:`iter_finetune` yields; never raises.
+    ``spec`` on them (plus ``options.data``) with the dock's ``options`` (a FinetuneConfig, see
+    :func:`widget_preset`) into ``<session>/checkpoints/ft-NNN`` and write its lineage. Yields
+    what :func:`iter_finetune` yields; never raises. A cancelled run leaves a checkpoint that
+    loaders refuse (it can be resumed with ``cliprl finetune --resume``).
     """
     try:
         reviewed = session.reviewed
         data_dir, ckpt_dir = next_run_dirs(session.folder)
         yield ("progress", (0, 0, f"Exporting {len(reviewed)} reviewed frames…"))
         export_session(session, data_dir, frames, overwrite=True)
-        data = [str(data_dir), *options.extra_data]
-        config = finetune_config(spec, data, ckpt_dir, options)
+        config = job_config(spec, options, data_dir, ckpt_dir)
+        data = config.data
         result = yield from iter_finetune(config, stop)
         if result.stopped or stop.is_set():
             return FinetuneOutcome(stopped=True, history=result.history)

@@ -4,22 +4,29 @@ Frame sources (:class:`FrameSource`: ``len``, ``src[i] -> H x W x 3 uint8``, ``s
 ``frame_names``, ``path``, ``close``) come from :func:`open_frames`; labelled sequences
 (:class:`LabeledSequence`: ``frames``, ``labels(i) -> H x W uint8 ids``, ``schema``) from
 :func:`read_labeled`; :func:`write_labels` writes the export layout (see :mod:`.export`).
+
+Modules, lower ones first (each imports only those above it): ``errors``, ``_files``,
+``_png``, ``frames``, ``video``, ``sources``, ``labeled``, ``labels_json``, ``manifest``,
+``export``, ``endovis2018``, ``endovis2017``, ``cholec``, ``read`` (the dispatcher).
+Every input is checked before memory is committed (see :mod:`napari_cliprl.limits`) and every
+bad input is one :class:`DataError` line naming the file.
 """
 
-from napari_cliprl.io.errors import DataError
+from napari_cliprl.io.cholec import read_cholecseg8k_sequence
+from napari_cliprl.io.endovis2017 import read_endovis2017_sequence
+from napari_cliprl.io.endovis2018 import read_endovis2018_sequence
+from napari_cliprl.io.errors import DataError, DataLimitError
+from napari_cliprl.io.export import make_manifest, read_export, write_labels
 from napari_cliprl.io.frames import CroppedFrames, FrameFolder, FrameSource, SubsetFrames
-from napari_cliprl.io.labeled import LabeledSequence, detect_format, find_labeled, read_labeled
+from napari_cliprl.io.labeled import LabeledSequence
+from napari_cliprl.io.read import detect_format, find_labeled, read_labeled
 from napari_cliprl.io.sources import open_frames
 from napari_cliprl.io.video import VideoReader, write_video
-
-from napari_cliprl.io.cholec import read_cholecseg8k_sequence  # noqa: E402  isort: skip
-from napari_cliprl.io.endovis2017 import read_endovis2017_sequence  # noqa: E402  isort: skip
-from napari_cliprl.io.endovis2018 import read_endovis2018_sequence  # noqa: E402  isort: skip
-from napari_cliprl.io.export import make_manifest, read_export, write_labels  # noqa: E402  isort: skip
 
 __all__ = [
     "CroppedFrames",
     "DataError",
+    "DataLimitError",
     "FrameFolder",
     "FrameSource",
     "LabeledSequence",

@@ -1,26 +1,36 @@
 """Reading and writing single images: RGB frames, value masks, RGB label maps.
 
-Every reader turns a missing, corrupt or truncated file into a one-line :class:`DataError`
-naming the file; every writer is atomic (temporary name in the same folder, then
-``os.replace``) and refuses to replace an existing file unless ``overwrite=True``.
+Every reader checks the file first (a regular file: no FIFO, device or symbolic link loop),
+then bounds the image's width and height from its header (``MAX_IMAGE_SIDE``,
+``MAX_IMAGE_PIXELS`` of :mod:`napari_cliprl.limits`) before a single pixel is decoded, and
+turns a missing, corrupt, truncated or oversized file into a one-line :class:`DataError`
+naming it. Label files must be 8-bit: a 16-bit value above 255 is an error, never clipped.
+Every writer is atomic (:func:`napari_cliprl.files.write_bytes_atomic`) and refuses to
+replace an existing file unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import tempfile
+import stat
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from napari_cliprl.io.errors import DataError, data_error
+from napari_cliprl.files import write_bytes_atomic
+from napari_cliprl.io._files import check_file, check_inside
+from napari_cliprl.io.errors import DataError, check_data_limit, data_error
+from napari_cliprl.limits import limit
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: written files get the usual 0o666 & ~umask mode
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk every complete PNG ends with
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def natural_key(name: str) -> tuple:
@@ -29,89 +39,155 @@ def natural_key(name: str) -> tuple:
 
 
 def list_images(folder: str | os.PathLike, pattern: str = "*") -> list[Path]:
-    """Image files in ``folder`` matching ``pattern``, in natural order (hidden files skipped)."""
+    """Image files in ``folder`` matching ``pattern``, in natural order (hidden files skipped).
+
+    An entry with an image extension that is not a regular file (a FIFO, a device, a symbolic
+    link loop or a dangling link) is an error naming it, never skipped in silence; more than
+    ``MAX_FRAMES`` files is an error too.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise data_error(folder, "folder not found")
-    files = [
-        p
-        for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    ]
+    files = []
+    for p in folder.glob(pattern):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS or p.is_dir():
+            continue
+        check_file(p)
+        files.append(p)
+        check_data_limit("MAX_FRAMES", len(files), folder, "number of image files")
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+def check_image_size(width: int, height: int, path: str | os.PathLike, what: str = "image") -> None:
+    """DataLimitError naming ``path`` if a side or the pixel count is over its limit."""
+    size = f"{width} x {height} {what}"
+    check_data_limit("MAX_IMAGE_SIDE", max(width, height), path, f"longest side of this {size}")
+    check_data_limit("MAX_IMAGE_PIXELS", width * height, path, f"pixel count of this {size}")
+
+
 def _open(path: Path) -> Image.Image:
-    """Open and fully decode ``path``; any decoding failure becomes a DataError."""
+    """Open ``path`` lazily (the header only) and bound its size; DataError on failure."""
+    check_file(path)
+    bound = limit("MAX_IMAGE_PIXELS")
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < bound:
+        Image.MAX_IMAGE_PIXELS = bound  # a user raised our bound past PIL's own: follow it
     try:
-        img = Image.open(path)
-        img.load()
-    except FileNotFoundError as e:
-        raise data_error(path, "file not found") from e
-    except IsADirectoryError as e:
-        raise data_error(path, "is a folder, expected an image file") from e
+        with warnings.catch_warnings():  # our bound, checked below, replaces PIL's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(found[1]) if found else bound + 1
+        check_data_limit("MAX_IMAGE_PIXELS", pixels, path, "pixel count of this image")
+        raise data_error(path, "image too large to decode") from e
     except UnidentifiedImageError as e:
         raise data_error(path, "not a readable image (corrupt or unknown format)") from e
     except (OSError, SyntaxError, ValueError) as e:
-        raise data_error(path, f"corrupt or truncated image ({e})") from e
+        raise data_error(path, f"not a readable image ({e})") from e
+    try:
+        check_image_size(*img.size, path)
+    except DataError:
+        img.close()
+        raise
     return img
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as H x W x 3 uint8 RGB (grayscale, palette and RGBA converted)."""
-    path = Path(path)
+def _decode(path: Path) -> tuple[Image.Image, bool]:
+    """(fully decoded image, whether the file stores 16-bit samples); DataError on failure."""
     img = _open(path)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    sixteen = img.mode in _SIXTEEN_BIT_MODES or any(";16" in str(t[3]) for t in img.tile)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        img.close()
+        raise data_error(path, f"corrupt or truncated image ({e})") from e
+    return img, sixteen
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as H x W x 3 uint8 RGB (grayscale, palette and RGBA converted;
+    16-bit grey rescaled to 8 bits)."""
+    path = Path(path)
+    img, _ = _decode(path)
+    if img.mode in _SIXTEEN_BIT_MODES:
         arr = np.asarray(img)
         if arr.max(initial=0) > 255:
             arr = (arr.astype(np.float64) * (255.0 / 65535.0)).round()
-        arr = arr.astype(np.uint8)
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+def _eight_bit(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` as uint8 when every value is an integer in 0..255; else DataError."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise data_error(
+            path, f"label values out of 0..255 (max {arr.max()}): label files must be 8-bit"
+        )
+    if np.issubdtype(arr.dtype, np.floating) and not np.array_equal(arr, np.round(arr)):
+        raise data_error(path, "label values are not integers")
+    return arr.astype(np.uint8)
+
+
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a single-channel value mask as H x W uint8.
 
     Multi-channel files (RGB, RGBA, LA) give channel 0; palette files give the palette
-    indices. 16-bit files are accepted when every value fits in 0..255.
+    indices. 16-bit files are accepted when every value fits in 0..255 (else DataError).
     """
     path = Path(path)
-    img = _open(path)
+    img, _ = _decode(path)
     if img.mode == "1":
         img = img.convert("L")
     arr = np.asarray(img)
     if arr.ndim == 3:
         arr = arr[..., 0]
-    if arr.dtype != np.uint8:
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise data_error(path, f"mask values out of 0..255 (max {int(arr.max())})")
-        arr = arr.astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(_eight_bit(arr, path))
 
 
 def read_rgb_label(path: str | os.PathLike) -> np.ndarray:
-    """Read an RGB label image (EndoVis 2018 colours) as H x W x 3 uint8."""
+    """Read an RGB label image (EndoVis 2018 colours) as H x W x 3 uint8.
+
+    Grey files give grey colours; a 16-bit grey value above 255 or a 16-bit colour file is a
+    DataError (clipping would turn it into another class or into ignore).
+    """
     path = Path(path)
-    img = _open(path)
+    img, sixteen = _decode(path)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        grey = _eight_bit(np.asarray(img), path)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if sixteen:
+        raise data_error(path, "label file stores 16-bit colours: label colours must be 8-bit")
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header only."""
+    """(height, width) of an image file, read from its header only (and bounded)."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except FileNotFoundError as e:
-        raise data_error(path, "file not found") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise data_error(path, f"not a readable image ({e})") from e
+    with _open(path) as img:
+        width, height = img.size
     return height, width
+
+
+def is_complete_png(path: str | os.PathLike) -> bool:
+    """True for a regular file that starts with the PNG signature and ends with IEND (what an
+    atomic writer leaves); False for a missing, special, truncated or half-copied file."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < len(PNG_SIGNATURE) + len(PNG_END):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(len(PNG_SIGNATURE))
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return head == PNG_SIGNATURE and f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
@@ -125,28 +201,21 @@ def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
             )
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    check_writable([path], overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def check_targets_inside(out: str | os.PathLike, paths: Iterable[str | os.PathLike]) -> None:
+    """DataError if a target, or a folder on its way, is a symbolic link that leads out of
+    ``out``: writing must never follow a ``labels/`` link into someone else's folder."""
+    parents: set[str] = set()
+    for p in paths:
+        parent = os.path.dirname(os.fspath(p))
+        if parent not in parents:
+            parents.add(parent)
+            check_inside(out, parent, "write")
+        if os.path.islink(p):
+            check_inside(out, p, "write")
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> Path:
     """Write H x W (grayscale) or H x W x 3 (RGB) uint8 ``array`` as a PNG, atomically."""
-    import io
-
     array = np.asarray(array)
     if (
         array.dtype != np.uint8
@@ -156,6 +225,7 @@ def write_png(path: str | os.PathLike, array: np.ndarray, overwrite: bool = Fals
         raise DataError(
             f"{os.fspath(path)}: expected H x W or H x W x 3 uint8, got {array.shape} {array.dtype}"
         )
+    check_writable([path], overwrite)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
-    return write_bytes_atomic(path, buf.getvalue(), overwrite)
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=True)

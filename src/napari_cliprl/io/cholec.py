@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cliprl.io._files import file_present
 from napari_cliprl.io._png import read_mask
 from napari_cliprl.io.errors import DataError, data_error
 from napari_cliprl.io.frames import FrameFolder
@@ -39,7 +40,7 @@ def read_cholecseg8k_sequence(path: str | os.PathLike) -> LabeledSequence:
     if not frame_files:
         raise data_error(path, f"folder holds no CholecSeg8k frames (*{CHOLEC_FRAME_SUFFIX}.png)")
     pairs = [(f, f.with_name(f.stem + MASK_SUFFIX)) for f in frame_files]
-    pairs = [(f, m) for f, m in pairs if m.is_file()]
+    pairs = [(f, m) for f, m in pairs if file_present(m)]
     if not pairs:
         raise data_error(path, f"folder holds no watershed masks (*_endo{MASK_SUFFIX})")
     names = [f.stem[: -len(CHOLEC_FRAME_SUFFIX)] for f, _ in pairs]

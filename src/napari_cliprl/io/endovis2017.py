@@ -38,8 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cliprl.io._png import natural_key, read_mask, write_png
+from napari_cliprl.io._files import file_present
+from napari_cliprl.io._png import (
+    check_targets_inside,
+    check_writable,
+    list_images,
+    natural_key,
+    read_mask,
+    write_png,
+)
 from napari_cliprl.io.errors import DataError, data_error
+from napari_cliprl.io.export import encode_labels
 from napari_cliprl.io.frames import CROP_2017, CroppedFrames, FrameFolder, crop_array
 from napari_cliprl.io.labeled import LabeledSequence
 from napari_cliprl.schemas import (
@@ -155,8 +164,6 @@ def find_test_gt_folder(seq_dir: str | os.PathLike, task: str) -> Path | None:
 
 
 def _frame_files(seq_dir: Path) -> list[Path]:
-    from napari_cliprl.io._png import list_images
-
     files = list_images(seq_dir / "left_frames")
     if not files:
         raise data_error(seq_dir / "left_frames", "folder holds no frames")
@@ -179,7 +186,7 @@ def read_endovis2017_sequence(
     frames = _frame_files(path)
     gt_dir = find_test_gt_folder(path, task)
     if gt_dir is not None:
-        pairs = [(f, gt_dir / f.name) for f in frames if (gt_dir / f.name).is_file()]
+        pairs = [(f, gt_dir / f.name) for f in frames if file_present(gt_dir / f.name)]
         if not pairs:
             raise data_error(gt_dir, "no ground-truth file matches a frame in left_frames/")
         loader = functools.partial(_load_test_gt, task=task, crop=crop)
@@ -190,7 +197,7 @@ def read_endovis2017_sequence(
         pairs, labels = [], []
         for f in frames:
             files = tuple(d / f.name for d in folders)
-            present = [m.is_file() for m in files]
+            present = [file_present(m) for m in files]
             if not any(present):
                 continue
             if not all(present):
@@ -227,12 +234,10 @@ def write_endovis2017_ground_truth(
 
     Values: parts 0/30/100/255, type the type id, binary 0/255 (single-channel uint8).
     """
-    from napari_cliprl.io._png import check_writable
-    from napari_cliprl.io.export import encode_labels
-
     task = task_of(task)
     folder = Path(out_dir) / TEST_GT_FOLDERS[task]
     targets = {folder / f"{n}.png": ids for n, ids in labels.items()}
     check_writable(targets, overwrite)
+    check_targets_inside(out_dir, targets)
     encoded = {p: encode_labels(ids, SCHEMAS[task], str(p)) for p, ids in targets.items()}
     return [write_png(p, v, overwrite) for p, v in encoded.items()]

@@ -3,13 +3,13 @@
 Label files are RGB PNGs; classes are matched by colour (names vary between releases, e.g.
 "intestine" vs "small-intestine"). ``labels.json`` (a list of ``{"name", "color": [R, G, B],
 "classid"}``) sits inside the sequence folder or beside the sequences. A label pixel whose
-colour is in no class is an error naming the file, the pixel count and the colour.
+colour is in no class is an error naming the file, the pixel count and the colour
+(labels.json itself is read by :mod:`.labels_json`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,79 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from napari_cliprl.io._files import file_present
 from napari_cliprl.io._png import list_images
 from napari_cliprl.io.errors import DataError, data_error
+from napari_cliprl.io.export import write_labels
 from napari_cliprl.io.frames import FrameFolder
 from napari_cliprl.io.labeled import LabeledSequence
-from napari_cliprl.schemas import (
-    ENDOVIS2018,
-    LabelClass,
-    LabelSchema,
-    SchemaError,
-    get_schema,
-    list_schemas,
-)
-
-
-def find_labels_json(seq_dir: str | os.PathLike) -> Path | None:
-    """``seq_dir/labels.json``, else ``labels.json`` beside the sequence folder, else None."""
-    seq_dir = Path(seq_dir)
-    for candidate in (seq_dir / "labels.json", seq_dir.parent / "labels.json"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_labels_json(file: str | os.PathLike) -> list[dict[str, Any]]:
-    """The validated entries of an EndoVis 2018 labels.json: name, color (3 ints), classid."""
-    file = Path(file)
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError as e:
-        raise data_error(file, "file not found") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise data_error(file, f"not valid JSON ({e})") from e
-    if not isinstance(data, list) or not data:
-        raise data_error(file, "labels.json must be a non-empty list of {name, color, classid}")
-    for k, entry in enumerate(data):
-        color = entry.get("color") if isinstance(entry, dict) else None
-        ok = (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and isinstance(entry.get("classid"), int)
-            and isinstance(color, list)
-            and len(color) == 3
-            and all(isinstance(v, int) and 0 <= v <= 255 for v in color)
-        )
-        if not ok:
-            raise data_error(
-                file, f"entry {k} must be {{name, color: [R, G, B], classid}}: {entry}"
-            )
-    return data
-
-
-def schema_from_labels_json(file: str | os.PathLike) -> LabelSchema:
-    """The schema a labels.json describes, matched by colour.
-
-    A registered RGB schema (EndoVis 2018 first) whose colours include every labels.json
-    colour is returned as is (names may differ); otherwise a new schema is built from the file,
-    ordered by ``classid`` (ids renumbered 0..K-1 if they have gaps).
-    """
-    entries = read_labels_json(file)
-    colours = {tuple(e["color"]) for e in entries}
-    candidates = [ENDOVIS2018] + [get_schema(n) for n in list_schemas()]
-    for schema in candidates:
-        if schema.encoding == "rgb" and colours <= {c.color for c in schema.classes}:
-            return schema
-    ordered = sorted(entries, key=lambda e: e["classid"])
-    classes = tuple(
-        LabelClass(i, e["name"], tuple(e["color"]))  # type: ignore[arg-type]
-        for i, e in enumerate(ordered)
-    )
-    try:
-        return LabelSchema(f"labels-json:{Path(file).parent.name}", classes)
-    except SchemaError as e:
-        raise data_error(file, str(e)) from e
+from napari_cliprl.io.labels_json import find_labels_json, schema_from_labels_json
+from napari_cliprl.schemas import ENDOVIS2018, LabelSchema, get_schema
 
 
 def read_endovis2018_sequence(
@@ -116,7 +51,7 @@ def read_endovis2018_sequence(
     if not left.is_dir():
         raise data_error(left, "folder not found (EndoVis 2018 frames)")
     frame_files = [left / f.name for f in label_files]
-    missing = [f for f in frame_files if not f.is_file()]
+    missing = [f for f in frame_files if not file_present(f)]
     if missing:
         raise data_error(missing[0], "frame file missing for a label file")
     frames = FrameFolder(frame_files)
@@ -138,8 +73,6 @@ def write_endovis2018_sequence(
     Like :func:`napari_cliprl.io.export.write_labels`, with the schema's colours used even
     when its own encoding is "value".
     """
-    from napari_cliprl.io.export import write_labels
-
     schema = get_schema(schema)
     if schema.encoding != "rgb":
         schema = dataclasses.replace(schema, encoding="rgb")

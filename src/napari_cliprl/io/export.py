@@ -7,64 +7,73 @@ Layout (also the output of ``cliprl predict`` and an input of ``cliprl finetune`
                                  "value": single-channel pixel values (EndoVis 2017 test GT)
     OUT/labels.json              EndoVis 2018 list of {"name", "color", "classid"}
     OUT/schema.json              the full LabelSchema (LabelSchema.to_dict)
-    OUT/manifest.json            optional, see below
+    OUT/manifest.json            optional: which frames a person reviewed (:mod:`.manifest`)
 
 Ignore pixels (id ``schema.ignore_index``) are stored as white (255, 255, 255) in RGB files
 (white is no EndoVis colour; a schema using white as a class colour cannot store them) and
 as value 255 in value files (refused when 255 is a class value, e.g. the EndoVis 2017 clasper).
 
-``manifest.json`` format (version 1)::
-
-    {"version": 1,
-     "source": "path/of/the/video/or/frames",      # str; relative paths are relative to OUT
-     "schema": "endovis2018",                        # LabelSchema.name
-     "checkpoint": "sha256:..." or null,             # model that made the proposals
-     "created": "2025-01-01T12:00:00+00:00",         # ISO 8601 time of writing
-     "frames": [{"name": "frame000", "index": 0, "reviewed": true}, ...]}
-
-``name`` is the file stem under labels/, ``index`` the frame's index in ``source``,
-``reviewed`` whether a person checked or corrected it. Readers treat a missing manifest as
-"every frame reviewed" (hand-made ground truth); with ``reviewed_only=True`` and a manifest,
-only frames with ``"reviewed": true`` are returned (what fine-tuning uses).
+Writing order, so that a kill at any point leaves nothing that reads as more than it is:
+schema.json and labels.json first (a folder of label files without them would read as
+EndoVis 2018 ground truth), then per frame its image before its label file, and the
+manifest last. Reading: a folder without a manifest is not known to be reviewed at all, so
+``reviewed_only=True`` refuses it unless ``ground_truth=True`` says every label is ground
+truth; with a manifest, only frames marked ``"reviewed": true`` whose label file (and frame
+image, when the export has left_frames/) are complete PNGs count.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
-import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_cliprl.io._png import check_writable, list_images, write_bytes_atomic, write_png
+from napari_cliprl.files import remove_stale_temporaries, write_json_atomic
+from napari_cliprl.io._files import file_present
+from napari_cliprl.io._png import (
+    check_targets_inside,
+    check_writable,
+    is_complete_png,
+    list_images,
+    write_png,
+)
 from napari_cliprl.io.errors import DataError, data_error
 from napari_cliprl.io.frames import FrameFolder, FrameSource, SubsetFrames
 from napari_cliprl.io.labeled import LabeledSequence, load_schema_labels
+from napari_cliprl.io.labels_json import schema_from_labels_json
+from napari_cliprl.io.manifest import (
+    MANIFEST,
+    MANIFEST_VERSION,
+    frame_source,
+    make_manifest,
+    read_manifest,
+    unmark_reviewed,
+    validate_manifest,
+)
+from napari_cliprl.io.sources import open_frames
 from napari_cliprl.schemas import LabelSchema, SchemaError, get_schema
 
-MANIFEST_VERSION = 1
+__all__ = [
+    "IGNORE_RGB",
+    "encode_labels",
+    "make_manifest",
+    "read_export",
+    "read_export_schema",
+    "read_manifest",
+    "validate_manifest",
+    "write_json_atomic",
+    "write_labels",
+]
+
 IGNORE_RGB = (255, 255, 255)
-
-
-def make_manifest(
-    source: str | os.PathLike,
-    schema: LabelSchema | str,
-    frames: Sequence[tuple[str, int, bool]],
-    checkpoint: str | None = None,
-) -> dict[str, Any]:
-    """A version-1 manifest dict; ``frames`` are (name, index, reviewed) triples."""
-    return {
-        "version": MANIFEST_VERSION,
-        "source": os.fspath(source),
-        "schema": get_schema(schema).name,
-        "checkpoint": checkpoint,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "frames": [{"name": n, "index": int(i), "reviewed": bool(r)} for n, i, r in frames],
-    }
+NO_MANIFEST = (
+    "no manifest.json, so no frame is known to be reviewed by a person; if every label file "
+    "here is ground truth, declare it with --ground-truth (ground_truth=True)"
+)
 
 
 def encode_labels(ids: np.ndarray, schema: LabelSchema, name: str = "<array>") -> np.ndarray:
@@ -97,11 +106,6 @@ def encode_labels(ids: np.ndarray, schema: LabelSchema, name: str = "<array>") -
     return out
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any, overwrite: bool = False) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    return write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), overwrite)
-
-
 def write_labels(
     out_dir: str | os.PathLike,
     labels: Mapping[str, np.ndarray],
@@ -116,33 +120,48 @@ def write_labels(
 
     ``images`` (name -> H x W x 3 uint8) go to left_frames/. ``manifest``: a dict as made by
     :func:`make_manifest` (missing keys are filled in; without ``frames`` every label is
-    listed unreviewed at its position); None writes no manifest.json. Every existing target
-    is checked before anything is written: FileExistsError names it unless ``overwrite``.
-    The mappings are read one item at a time, so they may load lazily.
-    ``progress(done, total, message)`` is called after each label file.
+    listed unreviewed at its position); None writes no manifest.json, and an existing one
+    loses the reviewed flags of the labels replaced. Every existing target is checked before
+    anything is written: FileExistsError names it unless ``overwrite``; a target reached
+    through a symbolic link that leads out of ``out_dir`` is a DataError. Files are written
+    in the order of the module doc. The mappings are read one item at a time, so they may
+    load lazily. ``progress(done, total, message)`` is called after each label file.
     """
     schema = get_schema(schema)
     out = Path(out_dir)
     names = list(labels)
     if not names:
         raise DataError(f"{out}: no label maps to write")
-    image_names = list(images or {})
-    meta = [out / "labels.json", out / "schema.json"]
-    if manifest is not None:
-        meta.append(out / "manifest.json")
     full = _complete_manifest(manifest, schema, names) if manifest is not None else None
-    targets = [out / "labels" / f"{n}.png" for n in names]
-    image_targets = [out / "left_frames" / f"{n}.png" for n in image_names]
-    check_writable([*targets, *image_targets, *meta], overwrite)
-    written = []
-    for k, (name, target) in enumerate(zip(names, targets)):
-        written.append(write_png(target, encode_labels(labels[name], schema, str(target)), True))
+    targets = {n: out / "labels" / f"{n}.png" for n in names}
+    image_targets = {n: out / "left_frames" / f"{n}.png" for n in images or {}}
+    meta = [out / "schema.json", out / "labels.json"]
+    meta += [out / MANIFEST] if full is not None else []
+    every = [*targets.values(), *image_targets.values(), *meta]
+    check_writable(every, overwrite)
+    check_targets_inside(out, every)
+    encoded = encode_labels(labels[names[0]], schema, str(targets[names[0]]))  # fail early
+    for folder in (out, out / "labels", out / "left_frames"):
+        remove_stale_temporaries(folder)
+    if full is not None:
+        (out / MANIFEST).unlink(missing_ok=True)  # the new one comes last; none until then
+    else:
+        unmark_reviewed(out, names)
+    written = [
+        write_json_atomic(meta[0], schema.to_dict(), True),
+        write_json_atomic(meta[1], schema.labels_json(), True),
+    ]
+    for k, name in enumerate(names):
+        if k:
+            encoded = encode_labels(labels[name], schema, str(targets[name]))
+        if name in image_targets:
+            frame = np.asarray(images[name])  # type: ignore[index]
+            written.append(write_png(image_targets.pop(name), frame, True))
+        written.append(write_png(targets[name], encoded, True))
         if progress is not None:
             progress(k + 1, len(names), name)
-    for name, target in zip(image_names, image_targets):
+    for name, target in image_targets.items():  # images without a label map
         written.append(write_png(target, np.asarray(images[name]), True))  # type: ignore[index]
-    written.append(write_json_atomic(meta[0], schema.labels_json(), True))
-    written.append(write_json_atomic(meta[1], schema.to_dict(), True))
     if full is not None:
         written.append(write_json_atomic(meta[2], full, True))
     return written
@@ -161,62 +180,22 @@ def _complete_manifest(
     return base
 
 
-def validate_manifest(data: Any, source: str | os.PathLike) -> dict[str, Any]:
-    """Check a manifest dict against the version-1 format; DataError names the bad field."""
-    if not isinstance(data, dict):
-        raise data_error(source, "manifest must be a JSON object")
-    if data.get("version") != MANIFEST_VERSION:
-        raise data_error(source, f"unsupported manifest version {data.get('version')!r}")
-    frames = data.get("frames", [])
-    if not isinstance(frames, list):
-        raise data_error(source, "manifest field 'frames' must be a list")
-    for k, f in enumerate(frames):
-        ok = (
-            isinstance(f, dict)
-            and isinstance(f.get("name"), str)
-            and isinstance(f.get("index"), int)
-            and isinstance(f.get("reviewed", False), bool)
-        )
-        if not ok:
-            raise data_error(
-                source,
-                f"manifest field 'frames[{k}]' must be {{name: str, index: int, "
-                f"reviewed: bool}}, got {f!r}",
-            )
-    return data
-
-
-def read_manifest(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The manifest of export folder ``path`` (validated), or None if it has none."""
-    file = Path(path) / "manifest.json"
-    if not file.is_file():
-        return None
-    return validate_manifest(_read_json(file), file)
-
-
-def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise data_error(file, f"not valid JSON ({e})") from e
-
-
 def read_export_schema(path: str | os.PathLike) -> LabelSchema:
     """schema.json of an export folder, else a schema built from its labels.json."""
-    from napari_cliprl.io.endovis2018 import schema_from_labels_json
-
     path = Path(path)
-    if (path / "schema.json").is_file():
+    if file_present(path / "schema.json"):
         try:
             return LabelSchema.load(path / "schema.json")
         except SchemaError as e:
             raise DataError(str(e)) from e
-    if (path / "labels.json").is_file():
+    if file_present(path / "labels.json"):
         return schema_from_labels_json(path / "labels.json")
     raise data_error(path, "export folder has neither schema.json nor labels.json")
 
 
-def read_export(path: str | os.PathLike, *, reviewed_only: bool = False) -> LabeledSequence:
+def read_export(
+    path: str | os.PathLike, *, reviewed_only: bool = False, ground_truth: bool = False
+) -> LabeledSequence:
     """Read an export folder as a :class:`LabeledSequence` (see the module doc for options)."""
     path = Path(path)
     schema = read_export_schema(path)
@@ -225,23 +204,49 @@ def read_export(path: str | os.PathLike, *, reviewed_only: bool = False) -> Labe
     if not files:
         raise data_error(path / "labels", "folder holds no label PNGs")
     names = [f.stem for f in files]
-    entries = {f["name"]: f for f in (manifest or {}).get("frames", [])}
-    reviewed = [bool(entries.get(n, {}).get("reviewed", False)) for n in names]
-    frames, indices = _export_frames(path, names, manifest)
-    seq = LabeledSequence(
+    reviewed = None
+    keep = list(range(len(names)))
+    if manifest is None and reviewed_only and not ground_truth:
+        raise data_error(path, NO_MANIFEST)
+    if manifest is not None:
+        entries = {f["name"]: f for f in manifest["frames"]}
+        reviewed = [bool(entries.get(n, {}).get("reviewed", False)) for n in names]
+        if reviewed_only:
+            keep = _complete_reviewed(path, files, reviewed)
+    frames, indices = _export_frames(path, [names[i] for i in keep], manifest)
+    return LabeledSequence(
         frames,
-        files,
+        [files[i] for i in keep],
         schema,
         loader=functools.partial(load_schema_labels, schema=schema, ignore_rgb=IGNORE_RGB),
         name=path.name,
-        reviewed=reviewed if manifest is not None else None,
+        reviewed=[reviewed[i] for i in keep] if reviewed is not None else None,
         indices=indices,
     )
-    if reviewed_only and manifest is not None:
-        seq = seq.subset([i for i, r in enumerate(reviewed) if r])
-        if len(seq) == 0:
-            raise data_error(path / "manifest.json", "no frame is marked reviewed")
-    return seq
+
+
+def _complete_reviewed(path: Path, files: list[Path], reviewed: list[bool]) -> list[int]:
+    """Positions of frames marked reviewed whose label file (and frame image, when the export
+    has left_frames/) are complete; DataError naming manifest.json when there is none."""
+    left = path / "left_frames"
+    with_frames = left.is_dir()
+    keep = [
+        i
+        for i, f in enumerate(files)
+        if reviewed[i]
+        and is_complete_png(f)
+        and (not with_frames or is_complete_png(left / f.name))
+    ]
+    if not keep:
+        marked = sum(reviewed)
+        detail = (
+            f"{marked} frames are marked reviewed, but none has a complete label file"
+            + (" and frame image" if with_frames else "")
+            if marked
+            else "no frame is marked reviewed"
+        )
+        raise data_error(path / MANIFEST, detail)
+    return keep
 
 
 def _export_frames(
@@ -252,19 +257,16 @@ def _export_frames(
     left = path / "left_frames"
     if left.is_dir():
         files = [left / f"{n}.png" for n in names]
-        missing = [f for f in files if not f.is_file()]
+        missing = [f for f in files if not file_present(f)]
         if missing:
             raise data_error(missing[0], "frame file missing for a label file")
         indices = [int(entries.get(n, {}).get("index", i)) for i, n in enumerate(names)]
         return FrameFolder(files, names=names), indices
-    source = (manifest or {}).get("source") or ""
-    if not source:
+    if manifest is None:
         raise data_error(path, "export has no left_frames/ and no manifest source to read frames")
-    from napari_cliprl.io.sources import open_frames
-
-    src_path = Path(source) if Path(source).is_absolute() else path / source
+    src_path = frame_source(path, manifest)
     absent = [n for n in names if n not in entries]
     if absent:
-        raise data_error(path / "manifest.json", f"frame {absent[0]!r} has no manifest entry")
+        raise data_error(path / MANIFEST, f"frame {absent[0]!r} has no manifest entry")
     indices = [int(entries[n]["index"]) for n in names]
     return SubsetFrames(open_frames(src_path), indices, names=names), indices

@@ -38,9 +38,37 @@ class FrameSource(Protocol):
     def fps(self) -> float | None: ...
 
     @property
-    def frame_names(self) -> list[str]: ...
+    def frame_names(self) -> Sequence[str]: ...
 
     def close(self) -> None: ...
+
+
+class FrameNames(Sequence[str]):
+    """``frame000``, ``frame001``, ... for ``count`` frames, made when indexed (a video of a
+    million frames needs no list of a million names). At least 3 digits, more when needed."""
+
+    def __init__(self, count: int) -> None:
+        self._count = int(count)
+        self._digits = max(3, len(str(max(self._count - 1, 0))))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        i = int(index) + self._count if int(index) < 0 else int(index)
+        if not 0 <= i < self._count:
+            raise IndexError(f"frame name index {index} out of range 0..{self._count - 1}")
+        return f"frame{i:0{self._digits}d}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrameNames):
+            return len(other) == self._count
+        return isinstance(other, list | tuple) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"FrameNames({self._count})"
 
 
 class _SourceBase:
@@ -129,7 +157,7 @@ class FrameFolder(_SourceBase):
         return self._fps
 
     @property
-    def frame_names(self) -> list[str]:
+    def frame_names(self) -> Sequence[str]:
         return list(self._names)
 
 
@@ -157,7 +185,7 @@ class CroppedFrames(_SourceBase):
         return self.source.fps
 
     @property
-    def frame_names(self) -> list[str]:
+    def frame_names(self) -> Sequence[str]:
         return self.source.frame_names
 
     def close(self) -> None:
@@ -196,7 +224,7 @@ class SubsetFrames(_SourceBase):
         return self.source.fps
 
     @property
-    def frame_names(self) -> list[str]:
+    def frame_names(self) -> Sequence[str]:
         return list(self._names)
 
     def close(self) -> None:

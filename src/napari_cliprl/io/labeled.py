@@ -1,4 +1,8 @@
-"""Labelled sequences (frames + lazily loaded label maps) and the ``read_labeled`` dispatcher."""
+"""Labelled sequences: frames plus label maps loaded on demand (the readers' common result).
+
+The readers (:mod:`.endovis2018`, :mod:`.endovis2017`, :mod:`.cholec`, :mod:`.export`) build a
+:class:`LabeledSequence`; :mod:`.read` picks the reader for a folder.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +84,7 @@ class LabeledSequence:
         return Path(self.frames.path)
 
     @property
-    def frame_names(self) -> list[str]:
+    def frame_names(self) -> Sequence[str]:
         return self.frames.frame_names
 
     def __len__(self) -> int:
@@ -130,76 +134,3 @@ class LabeledSequence:
 
     def __repr__(self) -> str:
         return f"LabeledSequence({self.name!r}, frames={len(self)}, schema={self.schema.name!r})"
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    """The labelled layout of folder ``path``: "export", "endovis2018", "endovis2017" or
-    "cholecseg8k"; DataError if it is none of them."""
-    path = Path(path)
-    if not path.is_dir():
-        raise data_error(path, "no such folder")
-    if (path / "schema.json").is_file() or (path / "manifest.json").is_file():
-        return "export"
-    gt_names = ("ground_truth", "BinarySegmentation", "PartsSegmentation", "TypeSegmentation")
-    if any((path / n).is_dir() for n in gt_names):
-        return "endovis2017"
-    if (path / "labels").is_dir():
-        return "endovis2018"
-    if any(path.glob("*_endo_watershed_mask.png")):
-        return "cholecseg8k"
-    raise data_error(
-        path,
-        "not a labelled sequence: expected labels/ (EndoVis 2018 or export), ground_truth/ "
-        "(EndoVis 2017) or *_endo_watershed_mask.png files (CholecSeg8k)",
-    )
-
-
-def find_labeled(path: str | os.PathLike) -> list[Path]:
-    """``path`` if it is a labelled sequence, else its sub-folders that are (sorted)."""
-    from napari_cliprl.io._png import natural_key
-
-    path = Path(path)
-    try:
-        detect_format(path)
-        return [path]
-    except DataError:
-        if not path.is_dir():
-            raise
-    found = []
-    for sub in sorted(path.iterdir(), key=lambda p: natural_key(p.name)):
-        if sub.is_dir() and not sub.name.startswith("."):
-            try:
-                detect_format(sub)
-                found.append(sub)
-            except DataError:
-                continue
-    if not found:
-        detect_format(path)  # raises the explanatory error
-    return found
-
-
-def read_labeled(
-    path: str | os.PathLike,
-    schema: LabelSchema | str | None = None,
-    *,
-    reviewed_only: bool = False,
-    crop: bool = False,
-) -> LabeledSequence:
-    """Read any labelled sequence folder (export, EndoVis 2018/2017, CholecSeg8k).
-
-    ``schema``: for EndoVis 2018 the schema the colours are matched to (default: from
-    labels.json); for EndoVis 2017 an ``endovis2017-parts/-type/-binary`` schema or its task
-    name (default: parts); ignored where the folder names its own schema. ``reviewed_only``
-    keeps only frames marked reviewed in an export's manifest. ``crop``: EndoVis 2017 crop.
-    """
-    from napari_cliprl.io import cholec, endovis2017, endovis2018, export
-
-    kind = detect_format(path)
-    if kind == "export":
-        return export.read_export(path, reviewed_only=reviewed_only)
-    if kind == "endovis2018":
-        return endovis2018.read_endovis2018_sequence(path, schema)
-    if kind == "endovis2017":
-        task = endovis2017.task_of(schema) if schema is not None else "parts"
-        return endovis2017.read_endovis2017_sequence(path, task, crop=crop)
-    return cholec.read_cholecseg8k_sequence(path)

@@ -129,7 +129,7 @@ class LazyFrames(LazyArray):
         self.source = source
 
     @property
-    def frame_names(self) -> list[str]:
+    def frame_names(self) -> Sequence[str]:
         return self.source.frame_names
 
 

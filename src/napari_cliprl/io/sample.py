@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from napari_cliprl.io.export import write_labels
 from napari_cliprl.schemas import ENDOVIS2018, LabelSchema
 
 SHAFT, CLASPER, WRIST, KIDNEY, INTESTINE = 1, 2, 3, 4, 10
@@ -118,8 +119,6 @@ def write_sample_sequence(
     Raises:
         FileExistsError: a file to write exists and ``overwrite`` is False (nothing written).
     """
-    from napari_cliprl.io.export import write_labels
-
     clip = synthetic_clip(n_frames=n_frames, seed=seed)
     names = [f"frame{k:03d}" for k in range(n_frames)]
     write_labels(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from napari_cliprl.io._files import check_file
 from napari_cliprl.io._png import list_images
 from napari_cliprl.io.errors import data_error
 from napari_cliprl.io.frames import FrameFolder, FrameSource
@@ -31,12 +32,14 @@ def open_frames(path: str | os.PathLike) -> FrameSource:
     - a folder with ``*_endo.png`` files (CholecSeg8k; frame names drop ``_endo``);
     - any other folder of images (.png .jpg .jpeg .bmp .tif .tiff).
 
-    Raises DataError for a missing path, an unsupported file or a folder without images.
+    Raises DataError for a missing path, an unsupported or special file (FIFO, device,
+    symbolic link loop) or a folder without images.
     """
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise data_error(path, "no such file or folder")
-    if path.is_file():
+    if not path.is_dir():
+        check_file(path)
         if is_video(path):
             return VideoReader(path)
         raise data_error(

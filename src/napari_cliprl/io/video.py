@@ -6,6 +6,9 @@ the duration and made exact by decoding the last group of pictures only. ``reade
 the nearest keyframe at or before frame ``i`` and decodes forward; reading forward from the
 last decoded frame continues the same decoder without seeking. A small LRU cache holds the
 last few decoded frames, so memory stays at a few frames whatever the video length.
+
+Every size from the header is bounded before it is used (:mod:`napari_cliprl.limits`): the
+frame count by ``MAX_FRAMES``, the frame size by ``MAX_IMAGE_SIDE`` and ``MAX_IMAGE_PIXELS``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from napari_cliprl.io.errors import data_error
-from napari_cliprl.io.frames import _SourceBase
+from napari_cliprl.io._files import check_file
+from napari_cliprl.io._png import check_image_size
+from napari_cliprl.io.errors import DataError, check_data_limit, data_error
+from napari_cliprl.io.frames import FrameNames, _SourceBase
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 FORWARD_WINDOW = 48  # decode forward instead of seeking when the target is this close ahead
@@ -36,22 +41,11 @@ class VideoReader(_SourceBase):
 
     def __init__(self, path: str | os.PathLike, cache_size: int = 8) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise data_error(self.path, "video file not found")
+        check_file(self.path, "video file")  # a FIFO would block the demuxer forever
         try:
             self._container = av.open(str(self.path))
         except (av.FFmpegError, OSError, ValueError) as e:
             raise data_error(self.path, f"not a readable video ({e})") from e
-        if not self._container.streams.video:
-            self._container.close()
-            raise data_error(self.path, "file holds no video stream")
-        self._stream = self._container.streams.video[0]
-        self._time_base = self._stream.time_base or Fraction(1, 1_000_000)
-        self._start = self._stream.start_time or 0
-        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
-        self._fps = float(rate) if rate else 25.0
-        self._height = self._stream.codec_context.height
-        self._width = self._stream.codec_context.width
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = max(1, cache_size)
         self._decoder: Iterator[av.VideoFrame] | None = None
@@ -59,12 +53,38 @@ class VideoReader(_SourceBase):
         self._lock = threading.Lock()
         self.decoded_count = 0
         self.seek_count = 0
-        self._count = self._frame_count()
+        try:
+            self._read_header()
+            self._count = self._frame_count()
+        except av.FFmpegError as e:
+            self._container.close()
+            raise data_error(self.path, f"not a readable video ({e})") from e
+        except DataError:
+            self._container.close()
+            raise
 
     # -- metadata ------------------------------------------------------------------------------
+    def _read_header(self) -> None:
+        """Stream, time base, fps and frame size from the header, bounded before decoding."""
+        if not self._container.streams.video:
+            raise data_error(self.path, "file holds no video stream")
+        self._stream = self._container.streams.video[0]
+        self._time_base = self._stream.time_base or Fraction(1, 1_000_000)
+        self._start = self._stream.start_time or 0
+        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        self._fps = float(rate) if rate and float(rate) > 0 else 25.0
+        self._height = int(self._stream.codec_context.height or 0)
+        self._width = int(self._stream.codec_context.width or 0)
+        if self._width <= 0 or self._height <= 0:
+            raise data_error(self.path, "video header gives no usable frame size")
+        check_image_size(self._width, self._height, self.path, "video frame")
+
     def _frame_count(self) -> int:
+        """Frames in the video: the header's count, else estimated and made exact; bounded by
+        MAX_FRAMES before anything depends on it."""
         if self._stream.frames and self._stream.frames > 0:
-            return int(self._stream.frames)
+            what = "frame count in this video's header"
+            return check_data_limit("MAX_FRAMES", int(self._stream.frames), self.path, what)
         if self._stream.duration:
             seconds = float(self._stream.duration * self._time_base)
         elif self._container.duration:
@@ -72,7 +92,8 @@ class VideoReader(_SourceBase):
         else:
             raise data_error(self.path, "video stores neither a frame count nor a duration")
         estimate = max(1, round(seconds * self._fps))
-        return self._exact_count(estimate)
+        check_data_limit("MAX_FRAMES", estimate, self.path, "frames implied by its duration")
+        return check_data_limit("MAX_FRAMES", self._exact_count(estimate), self.path)
 
     def _exact_count(self, estimate: int) -> int:
         """Decode from the keyframe before the estimated last frame to the end."""
@@ -99,9 +120,9 @@ class VideoReader(_SourceBase):
         return self._fps
 
     @property
-    def frame_names(self) -> list[str]:
-        digits = max(3, len(str(self._count - 1)))
-        return [f"frame{i:0{digits}d}" for i in range(self._count)]
+    def frame_names(self) -> FrameNames:
+        """``frameNNN`` names, made when indexed (a long video needs no list of them)."""
+        return FrameNames(self._count)
 
     # -- decoding ------------------------------------------------------------------------------
     def _index_of(self, frame: av.VideoFrame) -> int:

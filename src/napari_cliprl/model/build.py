@@ -1,7 +1,9 @@
-"""Architecture registry and ``build_model``: a ready CLIPRL (eval mode) from a name or checkpoint.
+"""``build_model``: a ready CLIPRL (eval mode) from an architecture name or a checkpoint folder.
 
-Building is separate from using: ``Predictor`` never opens a file.  Checkpoint folders are
-written by ``save_checkpoint`` and read here (safetensors only, see ``model.checkpoint``).
+Building is separate from using: ``Predictor`` never opens a file.  The architectures are data
+(``model.registry``); checkpoint folders are written by ``save_checkpoint`` and read and checked
+by ``model.checkpoint`` (safetensors only).  Every size that commits memory (input size, steps,
+channel widths) is checked before any layer is created.
 """
 
 from __future__ import annotations
@@ -9,19 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from napari_cliprl._compat import import_open_clip
-from napari_cliprl.config import ModelConfig
+from napari_cliprl.config import ModelConfig, check_input_size
 from napari_cliprl.devices import resolve_device
 from napari_cliprl.model.backbone import CLIPBackbone
 from napari_cliprl.model.checkpoint import (
+    WEIGHTS_NAME,
     CheckpointError,
     check_matches,
+    check_weights_classes,
+    load_checkpoint_config,
     load_weights_into,
     read_checkpoint_config,
     read_checkpoint_weights,
@@ -30,69 +35,38 @@ from napari_cliprl.model.checkpoint import (
 from napari_cliprl.model.cliprl import CLIPRL
 from napari_cliprl.model.decoder import SegDecoder
 from napari_cliprl.model.policy import RefinementAgent
+from napari_cliprl.model.registry import (
+    DEFAULT_ARCH,
+    ArchSpec,
+    check_patch_multiple,
+    get_architecture,
+    list_architectures,
+    register_open_clip_configs,
+)
 from napari_cliprl.model.text import TextBank, default_cache_dir, encode_prompts, encode_text_bank
-from napari_cliprl.model.weights import resolve_clip_weights, visual_sha256
+from napari_cliprl.model.weights import (
+    ClipWeightsError,
+    load_clip_weights,
+    resolve_clip_weights,
+    visual_sha256,
+)
 from napari_cliprl.schemas import LabelSchema, get_schema
 
 __all__ = [
-    "ArchSpec",
     "build_model",
-    "get_architecture",
+    "get_architecture",  # the registry's, re-exported for callers of model.build
     "list_architectures",
-    "read_checkpoint_config",
-    "resolve_device",
+    "read_checkpoint_config",  # model.checkpoint's, likewise
     "save_checkpoint",
+    "set_backbone_trainable",
 ]
 
-DEFAULT_ARCH = "ViT-B-16"
 DEFAULT_SCHEMA = "endovis2018"
-ARCHS_DIR = Path(__file__).parent / "archs"
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    open_clip_name: str  # open_clip model config name
-    cpu_input_size: tuple[int, int]  # (h, w) default on CPU/MPS (4:5, patch multiple)
-    gpu_input_size: tuple[int, int]  # (h, w) default on CUDA
-    layer_indices: tuple[int, ...]  # blocks feeding the decoder (see CLIPBackbone)
-    decoder_dim: int = 128  # decoder / pixel feature channels
-    agent_dim: int = 64  # agent hidden channels
-    self_contained: bool = False  # checkpoints store the (random) backbone too
-    description: str = ""
-
-
-_ARCHITECTURES: dict[str, ArchSpec] = {
-    "ViT-B-16": ArchSpec(
-        "ViT-B-16", (192, 240), (448, 560), (2, 5, 8, 10),
-        description="CLIP ViT-B/16 (default; 86 M frozen backbone parameters)",
-    ),
-    "ViT-B-32": ArchSpec(
-        "ViT-B-32", (256, 320), (512, 640), (2, 5, 8, 10),
-        description="CLIP ViT-B/32 (faster, coarser: stride-32 tokens)",
-    ),
-    "tiny-test": ArchSpec(
-        "cliprl-tiny-test", (128, 160), (128, 160), (0, 1, 2, 3), decoder_dim=32, agent_dim=16,
-        self_contained=True, description="tiny random model for tests (milliseconds per frame)",
-    ),
-}  # fmt: skip
-
-
-def list_architectures() -> list[str]:
-    """Names accepted by ``build_model``."""
-    return list(_ARCHITECTURES)
-
-
-def get_architecture(name: str) -> ArchSpec:
-    try:
-        return _ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture {name!r}; available: {', '.join(_ARCHITECTURES)}"
-        ) from None
 
 
 def build_model(
     name: str | None = None,
+    *,
     clip_weights: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     schema: str | os.PathLike | LabelSchema | None = None,
@@ -112,9 +86,11 @@ def build_model(
         return _build_from_checkpoint(Path(checkpoint), name, clip_weights, schema, dev, input_size)
     spec = get_architecture(name or DEFAULT_ARCH)
     size = input_size or (spec.gpu_input_size if dev.type == "cuda" else spec.cpu_input_size)
+    size = check_input_size(tuple(size))
+    check_patch_multiple(spec, size)
     config = ModelConfig(
         arch=name or DEFAULT_ARCH,
-        input_size=tuple(size),
+        input_size=size,
         clip_weights=None if clip_weights is None else str(clip_weights),
         layer_indices=spec.layer_indices,
         decoder_dim=spec.decoder_dim,
@@ -131,10 +107,10 @@ def _build_from_checkpoint(
     dev: torch.device,
     input_size: tuple[int, int] | None,
 ) -> CLIPRL:
-    ckpt = read_checkpoint_config(folder)
+    ckpt = load_checkpoint_config(folder)
     asked = None if schema is None else get_schema(schema)
-    check_matches(ckpt, name, None if asked is None else asked.to_dict(), folder)
-    config = ModelConfig.from_dict(ckpt["model"])
+    check_matches(ckpt.raw, name, None if asked is None else asked.to_dict(), folder)
+    config = ckpt.model
     spec = get_architecture(config.arch)
     if input_size is not None and tuple(input_size) != tuple(config.input_size):
         if spec.self_contained:
@@ -142,12 +118,21 @@ def _build_from_checkpoint(
                 f"{folder}: architecture {config.arch!r} is fixed at input size "
                 f"{tuple(config.input_size)}, not {tuple(input_size)}"
             )
-        config = replace(config, input_size=tuple(input_size))
+        size = check_input_size(tuple(input_size))
+        check_patch_multiple(spec, size)
+        config = replace(config, input_size=size)
     if clip_weights is not None:
         config = replace(config, clip_weights=str(clip_weights))
     state = read_checkpoint_weights(folder)
-    model = _build_cliprl(config, asked or LabelSchema.from_dict(ckpt["schema"]), dev, state)
-    expected = ckpt.get("clip_weights_sha256")
+    schema_used = asked or ckpt.schema
+    check_weights_classes(state, schema_used.num_classes, folder / WEIGHTS_NAME)
+    try:
+        model = _build_cliprl(config, schema_used, dev, state)
+    except (ClipWeightsError, CheckpointError):
+        raise
+    except ValueError as e:  # e.g. layer_indices beyond the tower's blocks
+        raise CheckpointError(f"{ckpt.path}: model section: {e}") from e
+    expected = ckpt.raw.get("clip_weights_sha256")
     if expected and model.config.clip_weights_sha256 != expected:
         warnings.warn(
             f"{folder}: CLIP weights {config.clip_weights!r} differ from those the checkpoint was "
@@ -155,7 +140,7 @@ def _build_from_checkpoint(
             f"{(model.config.clip_weights_sha256 or 'random')[:12]}); predictions will be poor",
             stacklevel=3,
         )
-    load_weights_into(model, state, folder)
+    load_weights_into(model, state, folder / WEIGHTS_NAME)
     return model.to(dev).eval()
 
 
@@ -171,7 +156,7 @@ def _build_cliprl(
     """
     spec = get_architecture(config.arch)
     open_clip = import_open_clip()
-    _register_archs(open_clip)
+    register_open_clip_configs(open_clip)
     resolved = resolve_clip_weights(open_clip, spec.open_clip_name, config.clip_weights)
     if resolved is None and not spec.self_contained and state is None:
         warnings.warn(
@@ -212,23 +197,25 @@ def _build_cliprl(
 
 
 def _create_clip(open_clip: Any, spec: ArchSpec, config: ModelConfig, resolved: Any) -> Any:
+    """The open_clip model at the input size: random (seeded), then the weights file if any."""
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(max(level, logging.ERROR))  # open_clip logs random-init warnings
     try:
-        return open_clip.create_model(
+        clip = open_clip.create_model(
             spec.open_clip_name,
-            pretrained=None if resolved is None else resolved.path,
+            pretrained=None,
             force_image_size=tuple(config.input_size),
             force_quick_gelu=bool(resolved is not None and resolved.quick_gelu),
             device="cpu",
         )
     except RuntimeError as e:
-        raise RuntimeError(
-            f"could not create {config.arch} with weights {config.clip_weights!r}: {e}"
-        ) from e
+        raise RuntimeError(f"could not create {config.arch}: {e}") from e
     finally:
         logger.setLevel(level)
+    if resolved is not None:
+        load_clip_weights(open_clip, clip, resolved.path, spec.open_clip_name)
+    return clip
 
 
 def _text_bank(
@@ -276,13 +263,3 @@ def set_backbone_trainable(model: CLIPRL, blocks: int) -> None:
         if visual.proj is not None:
             visual.proj.requires_grad_(True)
     model.config.train_backbone_blocks = int(blocks)
-
-
-_REGISTERED = False
-
-
-def _register_archs(open_clip: Any) -> None:
-    global _REGISTERED
-    if not _REGISTERED:
-        open_clip.add_model_config(ARCHS_DIR)
-        _REGISTERED = True

@@ -1,4 +1,8 @@
-"""CLIPRL: backbone -> zero-shot scores -> decoder (step 0) -> T greedy agent steps."""
+"""CLIPRL: backbone -> zero-shot scores -> decoder (step 0) -> T greedy agent steps.
+
+The model owns its input convention: ``preprocess`` (uint8 frames of any size) and ``normalize``
+(float images already at the input size) are the only places CLIP's mean/std are applied.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_cliprl.config import ModelConfig
+from napari_cliprl.config import ModelConfig, check_steps
 from napari_cliprl.model.backbone import CLIPBackbone, Features
 from napari_cliprl.model.decoder import SegDecoder
-from napari_cliprl.model.policy import RefinementAgent, select_actions
+from napari_cliprl.model.policy import RefinementAgent, run_episode, sampled
+from napari_cliprl.model.policy import greedy as greedy_select
 from napari_cliprl.model.text import TextBank
 from napari_cliprl.schemas import LabelSchema
 
@@ -80,8 +85,17 @@ class CLIPRL(nn.Module):
     def input_size(self) -> tuple[int, int]:
         return tuple(self.config.input_size)  # type: ignore[return-value]
 
+    @property
+    def logits_size(self) -> tuple[int, int]:
+        """(h, w) of the step logits and actions: the stride-4 grid of the input."""
+        gh, gw = self.backbone.grid_size
+        return 4 * gh, 4 * gw
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 B x H x W x 3 (any H, W) -> float B x 3 x h x w at the input size, normalised."""
+        """uint8 B x H x W x 3 (any H, W) -> float B x 3 x h x w at the input size, normalised.
+
+        Resizing is bilinear with antialiasing (what training's ``resize_pair`` does too).
+        """
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(
                 f"expected uint8 B x H x W x 3 images, got {images.dtype} {tuple(images.shape)}"
@@ -89,16 +103,30 @@ class CLIPRL(nn.Module):
         x = images.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         if tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", antialias=True)
-        return (x - self.image_mean) / self.image_std
+        return self.normalize(x)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """float B x 3 x h x w RGB in [0, 1] -> CLIP-normalised input of :meth:`encode`."""
+        return (images.to(self.device) - self.image_mean) / self.image_std
 
     def encode(self, images: torch.Tensor) -> Features:
         """images B x 3 x H x W (CLIP-normalised, at the input size) -> Features."""
         return self.backbone(images)
 
-    def decode(self, features: Features) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features -> (zero_shot B x K x h x w, L0 B x K x H/4 x W/4, F B x C x H/4 x W/4)."""
+    def decode(
+        self, features: Features, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features -> (zero_shot B x K x h x w, L0 B x K x H/4 x W/4, F B x C x H/4 x W/4).
+
+        prior: B x K x H/4 x W/4 logits added to L0 (``model.inference.prior_logits``: a
+        neighbour's labels), before the agent sees L0.
+        """
         zero_shot = self.logit_scale * self.text_bank.zero_shot(features.dense)
         L0, pixel = self.decoder(features.maps, features.dense, zero_shot, self.text_bank())
+        if prior is not None:
+            if prior.shape != L0.shape:
+                raise ValueError(f"prior is {tuple(prior.shape)}, L0 is {tuple(L0.shape)}")
+            L0 = L0 + prior.to(device=L0.device, dtype=L0.dtype)
         return zero_shot, L0, pixel
 
     def refine(
@@ -109,34 +137,31 @@ class CLIPRL(nn.Module):
         greedy: bool = True,
         generator: torch.Generator | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Run ``steps`` agent steps from L0 -> (logits [L1..LT], actions [a0..a(T-1)])."""
-        logits, actions = [], []
-        if steps <= 0:
-            return logits, actions
-        hidden = self.agent.initial_hidden(pixel_features)
-        current = L0
-        for t in range(steps):
-            state = self.agent.build_state(pixel_features, current, L0, t, steps)
-            action_logits, _, hidden = self.agent.act(state, hidden)
-            a = select_actions(action_logits, greedy=greedy, generator=generator)
-            current = self.agent.transition(current, a)
-            logits.append(current)
-            actions.append(a)
-        return logits, actions
+        """Run ``steps`` agent steps from L0 B x K x h x w with F B x C x h x w ->
+        (logits [L1..LT] each B x K x h x w, actions [a0..a(T-1)] each B x h x w long)."""
+        steps = check_steps(steps)
+        select = greedy_select if greedy else sampled(generator)
+        episode = list(run_episode(self.agent, L0, pixel_features, steps, select))
+        return [s.next_logits for s in episode], [s.actions for s in episode]
 
     def forward(
-        self, images: torch.Tensor, steps: int | None = None, features: Features | None = None
+        self,
+        images: torch.Tensor | None,
+        steps: int | None = None,
+        features: Features | None = None,
+        prior: torch.Tensor | None = None,
     ) -> CLIPRLOutput:
         """images B x 3 x H x W (normalised) -> CLIPRLOutput with T = ``steps`` (default T*).
 
         Pass ``features`` (from ``encode``) to skip the backbone; ``images`` may then be None.
+        prior: see :meth:`decode`.
         """
-        steps = self.config.steps if steps is None else int(steps)
+        steps = check_steps(self.config.steps if steps is None else steps)
         if features is None:
             if images is None:
                 raise RuntimeError("CLIPRL.forward needs images or precomputed features")
             features = self.encode(images)
-        zero_shot, L0, pixel = self.decode(features)
+        zero_shot, L0, pixel = self.decode(features, prior)
         refined, actions = self.refine(L0, pixel, steps)
         return CLIPRLOutput(zero_shot, [L0, *refined], actions, features, pixel)
 

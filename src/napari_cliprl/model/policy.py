@@ -11,13 +11,23 @@ Action ids per cell, with K classes (A = K + 3):
 ====================  ==========================================================================
 
 The transition ``apply_actions`` is deterministic and has no parameters.
+
+:func:`run_episode` is the agent's one episode loop: inference (``CLIPRL.refine``, greedy),
+training rollouts (sampled, mixed with the oracle) and the replay that recomputes the policy
+with gradients (fixed actions) differ only in how actions are chosen, a ``select`` callback.
+Whatever the agent sees or may do (state, transition) is wired in that one loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from napari_cliprl.config import check_steps
 
 KEEP = 0
 
@@ -208,3 +218,67 @@ class RefinementAgent(nn.Module):
     def transition(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``apply_actions`` with this agent's delta: L_{t+1} = apply(L_t, a_t)."""
         return apply_actions(logits, actions, delta=self.delta)
+
+
+@dataclass
+class AgentStep:
+    """One step t of an episode (all B x ... tensors of one batch of episodes).
+
+    logits: L_t, B x K x h x w (before the action); action_logits: B x A x h x w;
+    value: B x 1 x h x w; actions: a_t, B x h x w long; next_logits: L_{t+1} = apply(L_t, a_t).
+    """
+
+    t: int
+    logits: torch.Tensor
+    action_logits: torch.Tensor
+    value: torch.Tensor
+    actions: torch.Tensor
+    next_logits: torch.Tensor
+
+
+Select = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""select(t, action_logits B x A x h x w, logits L_t B x K x h x w) -> actions B x h x w long."""
+
+
+def greedy(t: int, action_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The ``select`` of inference: the most probable action per cell."""
+    return select_actions(action_logits, greedy=True)
+
+
+def sampled(generator: torch.Generator | None = None) -> Select:
+    """A ``select`` drawing each cell's action from the policy (with ``generator``)."""
+
+    def select(t: int, action_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return select_actions(action_logits, greedy=False, generator=generator)
+
+    return select
+
+
+def replayed(actions: torch.Tensor) -> Select:
+    """A ``select`` taking fixed actions (T x B x h x w): the replay of a recorded episode."""
+    return lambda t, action_logits, logits: actions[t]
+
+
+def run_episode(
+    agent: RefinementAgent,
+    L0: torch.Tensor,
+    features: torch.Tensor,
+    steps: int,
+    select: Select = greedy,
+) -> Iterator[AgentStep]:
+    """Play ``steps`` agent steps from the decoder's logits, yielding each :class:`AgentStep`.
+
+    L0: B x K x h x w logits; features: F, B x C x h x w pixel features; steps: T, at most
+    limits.MAX_STEPS. Gradients flow as the caller's mode allows (``torch.no_grad()`` for
+    inference and rollouts, not for the replay).
+    """
+    steps = check_steps(steps, "episode length")
+    hidden = agent.initial_hidden(features)
+    current = L0
+    for t in range(steps):
+        state = agent.build_state(features, current, L0, t, steps)
+        action_logits, value, hidden = agent.act(state, hidden)
+        actions = select(t, action_logits, current)
+        nxt = agent.transition(current, actions)
+        yield AgentStep(t, current, action_logits, value, actions, nxt)
+        current = nxt

@@ -1,4 +1,10 @@
-"""Where CLIP weights come from: an open_clip tag, an ``hf-hub:`` id, or a local file.
+"""Where CLIP weights come from (an open_clip tag, an ``hf-hub:`` id, or a local file), and
+how they are read: never unpickled.
+
+Every source ends as one local file, read here: ``.safetensors`` (preferred), or a plain state
+dict of tensors in ``.bin``/``.pt``/``.pth`` read with ``torch.load(weights_only=True)``.
+Anything else (a pickled model or object, a ``.pkl``, a damaged file, another architecture's
+weights) is a :class:`ClipWeightsError`: one line naming the file and what is accepted.
 
 Offline (``HF_HUB_OFFLINE=1``), or when the hub cannot be reached within a few seconds, a weight
 that is not already cached fails at once with a message saying how to pass a local file, instead
@@ -11,20 +17,35 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
+from napari_cliprl.files import check_regular_file
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # the formats read
+PATH_SUFFIXES = (*WEIGHT_SUFFIXES, ".pkl", ".pickle", ".ckpt", ".npz")  # "this is a file name"
+ACCEPTED = (
+    "accepted: a .safetensors file (preferred) or a plain state dict of tensors saved as "
+    ".bin, .pt or .pth"
+)
 HF_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_HOST = "huggingface.co"
 
 
 class WeightsUnavailableError(RuntimeError):
     """CLIP weights that are neither cached nor downloadable right now."""
+
+
+class ClipWeightsError(ValueError):
+    """A CLIP weight file that cannot be used (one line starting with its path)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,7 @@ def _looks_like_path(text: str) -> bool:
         os.sep in text
         or "/" in text
         or text.startswith((".", "~"))
-        or text.lower().endswith(WEIGHT_SUFFIXES)
+        or text.lower().endswith(PATH_SUFFIXES)
     )
 
 
@@ -187,6 +208,110 @@ def _from_tag(open_clip: ModuleType, cfg: dict, arch: str, tag: str) -> str:
         return str(open_clip.download_pretrained(cfg))
     except Exception as e:
         raise WeightsUnavailableError(f"could not download CLIP weights {tag!r}: {e}") from e
+
+
+def read_clip_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a CLIP weight file on the CPU, without unpickling anything.
+
+    Accepts an open_clip/OpenAI state dict, also wrapped as ``{"state_dict": ...}`` or with the
+    ``module.`` prefix of DataParallel.  ClipWeightsError (one line naming the file) otherwise.
+    """
+    path = Path(path)
+    try:
+        check_regular_file(path)
+    except ValueError as e:
+        raise ClipWeightsError(f"{e}; {ACCEPTED}") from None
+    suffix = path.suffix.lower()
+    if suffix not in WEIGHT_SUFFIXES:
+        raise _refused(path, f"'{suffix or path.name}' files are not read (they may run code)")
+    if suffix == ".safetensors":
+        try:
+            loaded: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise _refused(path, f"not a readable safetensors file ({_first_line(e)})") from None
+    else:
+        loaded = _torch_load(path)
+    return _tensors_of(loaded, path)
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` restricted to tensors and plain containers (weights_only=True)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4 ..."
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any reader failure; torch's text is never shown
+        if type(e).__name__ == "UnpicklingError":  # pickle.UnpicklingError: objects, not tensors
+            why = "it holds Python objects besides tensors (refused: loading them could run code)"
+        else:
+            why = "not a readable PyTorch tensor file"
+        raise _refused(path, why) from None
+
+
+def _tensors_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not loaded:
+        raise _refused(path, "it does not hold a state dict")
+    bad = [k for k, v in loaded.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise _refused(path, f"entry {bad[0]!r} is not a tensor, so this is not a state dict")
+    if all(k.startswith("module.") for k in loaded):
+        loaded = {k[len("module.") :]: v for k, v in loaded.items()}
+    return loaded
+
+
+def _refused(path: Path, why: str) -> ClipWeightsError:
+    return ClipWeightsError(f"{path}: not usable as CLIP weights: {why}; {ACCEPTED}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def load_clip_weights(open_clip: ModuleType, clip: nn.Module, path: str, name: str) -> None:
+    """Load the weight file ``path`` into the open_clip model ``clip`` (config ``name``).
+
+    As open_clip's own loader: the image positional embedding is resized to the input size
+    (and the text one to the context length). A tensor of another shape, a missing or an
+    unknown one raises ClipWeightsError naming the first such key.
+    """
+    state = read_clip_state_dict(path)
+    if "logit_scale" in state and state["logit_scale"].ndim != clip.logit_scale.ndim:
+        state["logit_scale"] = state["logit_scale"].reshape(clip.logit_scale.shape)
+    state.pop("text.transformer.embeddings.position_ids", None)
+    for key in ("visual.positional_embedding", "positional_embedding"):
+        if key in state:
+            state[key] = state[key].float()
+    try:
+        open_clip.model.resize_pos_embed(state, clip)
+        open_clip.model.resize_text_pos_embed(state, clip)
+    except (RuntimeError, ValueError) as e:
+        raise ClipWeightsError(f"{path}: weights do not fit {name}: {_first_line(e)}") from None
+    _check_fit(state, clip.state_dict(), Path(path), name)
+    clip.load_state_dict(state, strict=True)
+
+
+def _check_fit(state: dict, own: dict, path: Path, name: str) -> None:
+    wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if wrong:
+        k = wrong[0]
+        detail = f"{k} has shape {tuple(state[k].shape)}, the model needs {tuple(own[k].shape)}"
+    elif missing:
+        detail = f"{missing[0]} is missing"
+    elif unexpected:
+        detail = f"{unexpected[0]} is not part of the model"
+    else:
+        return
+    more = len(wrong) + len(missing) + len(unexpected) - 1
+    raise ClipWeightsError(
+        f"{path}: weights do not fit {name}: {detail}"
+        + (f" (and {more} more)" if more else "")
+        + "; pass weights of this architecture"
+    )
 
 
 def visual_sha256(visual: nn.Module) -> str:

@@ -10,23 +10,12 @@ available (root pacing, Platanios et al. 2019), and the RL episode length grows 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from napari_cliprl.training.config import CurriculumConfig
+
 IGNORE_INDEX = 255
-
-
-@dataclass
-class CurriculumConfig:
-    enabled: bool = True  # False: every frame from the start, T = max_steps throughout
-    c0: float = 0.34  # competence at p = 0: fraction of (easiest) frames available at first
-    power: float = 2.0  # root pacing c(p) = min(1, (p (1 - c0^p) + c0^p) ** (1/p)), 2 = sqrt
-    w_specular: float = 0.1  # weight of the specular-highlight fraction
-    w_brightness: float = 0.1  # weight of |mean brightness - 0.45| (0.45: well exposed)
-    w_blur: float = 0.1  # weight of the blur term (1 - sharpness)
-    w_classes: float = 0.05  # weight of (classes in the frame) / K
-    w_occlusion: float = 0.1  # weight of the boundary density (occlusion proxy)
 
 
 def image_terms(image: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:

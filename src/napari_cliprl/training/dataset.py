@@ -7,7 +7,7 @@ CholecSeg8k, the plugin's export). From an export only frames marked reviewed in
 ``changed_weight`` times more in the supervised loss (DESIGN 2.9).
 
 Items are ``(image 3 x H x W float in [0, 1], labels H x W long, pixel_weight H x W float)`` at
-the model's input size; CLIP normalisation happens on the device (see :func:`normalize`).
+the model's input size; CLIP normalisation is the model's (``CLIPRL.normalize``), on the device.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,40 +22,30 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from napari_cliprl.io.labeled import LabeledSequence, find_labeled, read_labeled
+from napari_cliprl.io import LabeledSequence, find_labeled, read_labeled
 from napari_cliprl.schemas import LabelSchema, get_schema
+from napari_cliprl.training.config import AugmentConfig
 
 IGNORE_INDEX = 255
-# open_clip's OPENAI_DATASET_MEAN / STD (every open_clip ViT uses them)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass
-class AugmentConfig:
-    enabled: bool = True  # False: items are only resized
-    scale: tuple[float, float] = (0.75, 1.33)  # zoom range; < 1 pads with ignore, > 1 crops
-    hflip: float = 0.5  # probability of a horizontal flip
-    vflip: float = 0.0  # probability of a vertical flip (endoscopes are rarely upside down)
-    brightness: float = 0.3  # multiply by U(1 - b, 1 + b)  (lighting robustness)
-    contrast: float = 0.3  # blend with the mean grey by U(1 - c, 1 + c)
-    saturation: float = 0.2  # blend with the grey image by U(1 - s, 1 + s)
-    hue: float = 0.04  # rotate hue by U(-h, h) turns (YIQ rotation)
 
 
 # -- reading ---------------------------------------------------------------------------------
 def open_sequences(
-    paths: Sequence[str | os.PathLike], schema: LabelSchema | str | None = None
+    paths: Sequence[str | os.PathLike],
+    schema: LabelSchema | str | None = None,
+    *,
+    ground_truth: bool = False,
 ) -> list[LabeledSequence]:
     """Every labelled sequence under ``paths`` (a sequence folder or a folder of them).
 
-    Exports contribute only their reviewed frames. All sequences must share one schema;
-    a mismatch raises ValueError naming both.
+    Exports contribute only their reviewed frames; an export-layout folder without a manifest
+    only with ``ground_truth`` (io's ``read_labeled`` contract). All sequences must share one
+    schema; a mismatch raises ValueError naming both.
     """
     seqs: list[LabeledSequence] = []
     for path in paths:
         for folder in find_labeled(path):
-            seq = read_labeled(folder, schema, reviewed_only=True)
+            seq = read_labeled(folder, schema, reviewed_only=True, ground_truth=ground_truth)
             if len(seq):
                 seqs.append(seq)
     if not seqs:
@@ -178,13 +167,6 @@ def augment(
     if config.hue > 0:
         img = _hue_rotate(img, _uniform(gen, -config.hue, config.hue))
     return img.clamp(0.0, 1.0), lab, wgt
-
-
-def normalize(images: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
-    """B x 3 x H x W float [0, 1] -> CLIP-normalised input of ``CLIPRL.encode``."""
-    m = images.new_tensor(mean).view(1, 3, 1, 1)
-    s = images.new_tensor(std).view(1, 3, 1, 1)
-    return (images - m) / s
 
 
 # -- the dataset -----------------------------------------------------------------------------

@@ -1,32 +1,30 @@
 """Evaluation (no grad): the metrics of ``evaluate_frames`` for the zero-shot map and every step.
 
-``evaluate_model`` is what ``cliprl evaluate`` and the benchmarks call: frames at their own size,
-predictions upsampled from the model's input size like the predictor does. ``validate`` is the
-cheap in-training version on frames already resized to the input size (early stop, T*).
+``evaluate_model`` is what ``cliprl evaluate`` and the benchmarks call: frames at their own size
+through the :class:`~napari_cliprl.predictor.Predictor`, so the label maps measured are exactly
+the ones a user is shown. ``validate`` is the cheap in-training version on frames already
+resized to the input size (early stop, T*); it runs the same ``model.inference`` functions.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from napari_cliprl.config import check_steps
 from napari_cliprl.metrics import evaluate_frames, pixels_to_change
+from napari_cliprl.model.inference import predict_logits, upsample_labels
+from napari_cliprl.model.policy import entropy as entropy_map
+from napari_cliprl.predictor import Predictor
+from napari_cliprl.steps import proposal_keys, step_key
+from napari_cliprl.training.config import ProgressFn
+from napari_cliprl.training.dataset import all_frames
 
-ProgressFn = Callable[..., None]
 
-
-def step_names(steps: int) -> list[str]:
-    """["zero_shot", "step_0", "step_1", ..., "step_T"]."""
-    return ["zero_shot", *(f"step_{t}" for t in range(steps + 1))]
-
-
-@torch.no_grad()
 def predict_steps(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -35,21 +33,18 @@ def predict_steps(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Label maps of the zero-shot map and of steps 0..T, plus the entropy map of each step.
 
-    images: B x 3 x H x W float [0, 1] at the model's input size. Logits are bilinearly
-    upsampled to ``out_size`` (default: the input size) before the argmax.
-    Returns (labels: T + 2 tensors B x h x w uint8, entropy: T + 1 tensors B x h x w float).
+    images: B x 3 x h x w float [0, 1] at the model's input size. Labels are the argmax of the
+    logits bilinearly upsampled to ``out_size`` (default: the input size), as the Predictor's.
+    Returns (labels: T + 2 tensors B x H x W uint8, entropy: T + 1 tensors B x h/4 x w/4 float,
+    per stride-4 cell of the logits: the Predictor's ``entropy`` is their mean).
     """
-    model.eval()
-    x = (images.to(model.device) - model.image_mean) / model.image_std
-    out = model(x, steps=steps)
+    out = predict_logits(model, model.normalize(images), steps=steps)
     size = out_size or tuple(images.shape[-2:])
-    labels, entropies = [], []
-    for k, logits in enumerate([out.zero_shot, *out.logits]):
-        up = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-        labels.append(up.argmax(1).to(torch.uint8).cpu())
-        if k > 0:
-            logp = F.log_softmax(up, dim=1)
-            entropies.append(-(logp.exp() * logp).sum(1).cpu())
+    labels = [
+        torch.from_numpy(np.stack([upsample_labels(lg[i], size) for i in range(lg.shape[0])]))
+        for lg in [out.zero_shot, *out.logits]
+    ]
+    entropies = [entropy_map(lg.float())[:, 0].cpu() for lg in out.logits]
     return labels, entropies
 
 
@@ -60,7 +55,6 @@ def metrics_per_step(
     return {name: evaluate_frames(p, list(gts), num_classes) for name, p in preds.items()}
 
 
-@torch.no_grad()
 def validate(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -69,7 +63,7 @@ def validate(
     batch_size: int = 8,
 ) -> dict[str, dict[str, Any]]:
     """Metrics per step on frames at the input size: images N x 3 x H x W, labels N x H x W."""
-    names = step_names(steps)
+    names = proposal_keys(steps)
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, images.shape[0], batch_size):
         maps, _ = predict_steps(model, images[start : start + batch_size], steps)
@@ -89,15 +83,34 @@ def choose_steps(
     """
     best_t, best = 0, -math.inf
     t = 0
-    while f"step_{t}" in per_step:
-        value = per_step[f"step_{t}"][metric]
+    while step_key(t) in per_step:
+        value = per_step[step_key(t)][metric]
         if value is not None and math.isfinite(value) and value > best + (tol if t else 0.0):
             best_t, best = t, value
         t += 1
     return best_t
 
 
-@torch.no_grad()
+def predict_labelled(
+    model: torch.nn.Module,
+    sequences: Sequence[Any],
+    items: Sequence[tuple[int, int]],
+    steps: int,
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, float]]:
+    """Per (sequence, frame) of ``items``: (label maps by ``proposal_keys(steps)``, the
+    ground truth H x W, seconds of the prediction), through the Predictor a user runs.
+
+    ``sequences[s][f]`` -> (frame H x W x 3 uint8, ground truth H x W uint8).
+    """
+    predictor = Predictor(model, cache_size=0, device=model.device)
+    keys = proposal_keys(steps)
+    for s, f in items:
+        image, gt = sequences[s][f]
+        pred = predictor.predict(image, steps=steps, key=(s, f))
+        maps = dict(zip(keys, [pred.zero_shot, *pred.steps]))
+        yield maps, gt, sum(pred.seconds.values())
+
+
 def evaluate_model(
     model: torch.nn.Module,
     sequences: Sequence[Any],
@@ -111,23 +124,17 @@ def evaluate_model(
     ``frames``. steps: T (default: the model's T*, ``model.config.steps``); frames: (sequence,
     frame) positions to use (default: all).
     """
-    from napari_cliprl.training.dataset import all_frames, resize_pair
-
-    T = model.config.steps if steps is None else int(steps)
-    names = step_names(T)
+    T = check_steps(model.config.steps if steps is None else steps)
+    names = proposal_keys(T)
     items = list(frames) if frames is not None else all_frames(sequences)
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     gts: list[np.ndarray] = []
     seconds = 0.0
-    for done, (s, f) in enumerate(items):
-        image, gt = sequences[s][f]
-        img, _ = resize_pair(image, gt, model.input_size)
-        start = time.perf_counter()
-        maps, _ = predict_steps(model, img[None], T, out_size=gt.shape)
-        seconds += time.perf_counter() - start
-        for name, m in zip(names, maps):
-            preds[name].append(m[0].numpy())
+    for done, (maps, gt, took) in enumerate(predict_labelled(model, sequences, items, T)):
+        for name in names:
+            preds[name].append(maps[name])
         gts.append(gt)
+        seconds += took
         if progress is not None:
             progress(done + 1, len(items), "evaluating")
     result: dict[str, Any] = metrics_per_step(preds, gts, model.num_classes)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
+from napari_cliprl.training.config import config_to_dict
 from napari_cliprl.training.curriculum import available_frames, curriculum_order
 from napari_cliprl.training.dataset import EpochView, FrameDataset
 from napari_cliprl.training.distributed import (
@@ -26,13 +27,13 @@ from napari_cliprl.training.evaluate import choose_steps, validate
 from napari_cliprl.training.rl import AgentReplay, train_rl
 from napari_cliprl.training.rl_cache import RLData, cache_decoder_outputs
 from napari_cliprl.training.setup import Run, supervised_config
-from napari_cliprl.training.state import save_training_checkpoint
+from napari_cliprl.training.state import Phase, save_training_checkpoint
 from napari_cliprl.training.supervised import Segmenter, train_one_epoch
 
 
 # -- shared helpers --
 def _stop(run: Run) -> bool:
-    fn = run.callbacks.get("should_stop")
+    fn = run.callbacks.should_stop
     value = bool(fn()) if (fn is not None and run.ctx.is_main) else False
     if run.ctx.distributed and fn is not None:
         value = bool(broadcast_object(value, run.ctx))
@@ -51,13 +52,13 @@ def _validate(run: Run) -> dict[str, Any]:
 
 def _report(run: Run, metrics: dict[str, Any], done: int, message: str) -> None:
     metrics = {k: v for k, v in metrics.items() if v is not None}
-    run.state["history"].append(metrics)
+    run.state.history.append(metrics)
     if not run.ctx.is_main:
         return
-    if run.callbacks.get("on_metrics") is not None:
-        run.callbacks["on_metrics"](dict(metrics))
-    if run.callbacks.get("progress") is not None:
-        run.callbacks["progress"](done, run.total_work, message)
+    if run.callbacks.on_metrics is not None:
+        run.callbacks.on_metrics(dict(metrics))
+    if run.callbacks.progress is not None:
+        run.callbacks.progress(done, run.total_work, message)
 
 
 def _val_summary(run: Run, val: dict[str, Any]) -> dict[str, float]:
@@ -66,32 +67,36 @@ def _val_summary(run: Run, val: dict[str, Any]) -> dict[str, float]:
 
 
 def save(run: Run, extra: dict[str, Any] | None = None) -> None:
-    """Rank 0 writes the training checkpoint atomically; every rank waits for it."""
-    from napari_cliprl.training.finetune import config_to_dict
+    """Rank 0 writes the training checkpoint atomically; every rank waits for it.
 
+    Until the run is done the checkpoint is marked unfinished: loaders refuse it.
+    """
     if run.ctx.is_main:
-        info = {"finetune": config_to_dict(run.config), "history": run.state["history"]}
+        cfg = run.config
+        info = {"finetune": config_to_dict(cfg), "history": run.state.history}
+        iterations = cfg.rl.imitation_iters + cfg.rl.iterations
         save_training_checkpoint(
             run.model,
-            run.config.out,
+            cfg.out,
             optimizers=run.optimizers,
-            state=run.state,
+            state=run.state.to_dict(),
             extra={**info, **(extra or {})},
+            unfinished=run.state.unfinished_note(cfg.supervised.epochs, iterations),
         )
     barrier(run.ctx)
 
 
 # -- phase A --
 def run_supervised(run: Run) -> None:
-    """Phase A epochs from ``state["epoch"]``; a checkpoint after each."""
+    """Phase A epochs from ``state.epoch``; a checkpoint after each."""
     cfg, ctx, state = run.config, run.ctx, run.state
     sup = supervised_config(cfg, run.model)
     segmenter = wrap_ddp(Segmenter(run.model), ctx)
-    order = curriculum_order(np.asarray(state["difficulty"]))
+    order = curriculum_order(np.asarray(state.difficulty))
     plan = [_epoch_frames(run, order, e) for e in range(sup.epochs)]
     sizes = [max(len(p), cfg.min_epoch_frames) for p in plan]
     total_steps = sum(math.ceil(math.ceil(n / ctx.world_size) / sup.batch_size) for n in sizes)
-    for epoch in range(state["epoch"], sup.epochs):
+    for epoch in range(state.epoch, sup.epochs):
         start = time.perf_counter()
         run.train_ds.set_epoch(epoch)
         subset = EpochView(run.train_ds, plan[epoch].tolist(), cfg.min_epoch_frames)
@@ -107,7 +112,7 @@ def run_supervised(run: Run) -> None:
             run.class_weight,
             sup,
             ctx,
-            step=state["step"],
+            step=state.step,
             total_steps=total_steps,
             should_stop=lambda: _stop(run),
         )
@@ -115,7 +120,7 @@ def run_supervised(run: Run) -> None:
             run.stopped = True
             save(run)
             return
-        state["step"], state["epoch"] = int(stats["steps"]), epoch + 1
+        state.step, state.epoch = int(stats["steps"]), epoch + 1
         val = _validate(run)
         run.model.config.steps = val["tstar"]
         _report(
@@ -135,7 +140,7 @@ def run_supervised(run: Run) -> None:
             f"epoch {epoch + 1}/{sup.epochs}",
         )
         if epoch + 1 == sup.epochs:
-            state["phase"] = "rl"
+            state.phase = Phase.RL
         save(run)
 
 
@@ -146,17 +151,17 @@ def _epoch_frames(run: Run, order: np.ndarray, epoch: int) -> np.ndarray:
 
 # -- phase B --
 def run_rl(run: Run) -> None:
-    """Phase B iterations from ``state["rl_iter"]`` on cached decoder outputs."""
+    """Phase B iterations from ``state.rl_iter`` on cached decoder outputs."""
     cfg, ctx, state = run.config, run.ctx, run.state
     rl = cfg.rl
     total = rl.imitation_iters + rl.iterations
-    if state["rl_iter"] < total:
+    if state.rl_iter < total:
         data = _rl_data(run)
         replay = wrap_ddp(AgentReplay(run.model.agent), ctx)
         base = cfg.supervised.epochs
 
         def on_iteration(it: int, stats: dict[str, float]) -> bool:
-            state["rl_iter"] = it + 1
+            state.rl_iter = it + 1
             last = it + 1 == total
             stop = _stop(run)
             if (it + 1) % max(1, cfg.log_every) == 0 or last or stop:
@@ -183,14 +188,14 @@ def run_rl(run: Run) -> None:
             rl,
             cfg.curriculum,
             ctx,
-            start=state["rl_iter"],
+            start=state.rl_iter,
             seed=cfg.seed,
             on_iteration=on_iteration,
         )
         if reached < total:
             run.stopped = True
             return
-    state["phase"] = "tstar"
+    state.phase = Phase.TSTAR
 
 
 def _rl_stats(stats: dict[str, float]) -> dict[str, float]:
@@ -202,7 +207,7 @@ def _checkpoint_rl(run: Run, iteration: int, last: bool) -> None:
     val = _validate(run)
     run.model.config.steps = val["tstar"]
     if last:
-        run.state["phase"] = "tstar"
+        run.state.phase = Phase.TSTAR
     _report(
         run,
         {
@@ -231,7 +236,7 @@ def _rl_data(run: Run) -> RLData:
         seed=cfg.seed + 1,
     )
     L0, feats, target = cache_decoder_outputs(run.model, ds, cfg.rl.augment_copies, ctx.device)
-    difficulty = np.asarray(run.state["difficulty"])[mine]
+    difficulty = np.asarray(run.state.difficulty)[mine]
     order = curriculum_order(np.tile(difficulty, max(1, cfg.rl.augment_copies)))
     return RLData(L0, feats, target, run.class_weight, order)
 
@@ -241,7 +246,7 @@ def finish(run: Run) -> None:
     """Choose T* on the held-out frames, store it, write the final checkpoint."""
     val = _validate(run)
     run.model.config.steps = val["tstar"]
-    run.state["phase"] = "done"
+    run.state.phase = Phase.DONE
     metric = run.config.tstar_metric
     _report(
         run,

@@ -18,14 +18,22 @@ in :mod:`returns` and is unit-tested on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_cliprl.model.policy import KEEP, action_log_probs, apply_actions, select_actions
-from napari_cliprl.training.curriculum import CurriculumConfig, available_frames, episode_length
+from napari_cliprl.config import check_steps
+from napari_cliprl.model.policy import (
+    KEEP,
+    action_log_probs,
+    apply_actions,
+    replayed,
+    run_episode,
+    select_actions,
+)
+from napari_cliprl.training.config import CurriculumConfig, RLConfig
+from napari_cliprl.training.curriculum import available_frames, episode_length
 from napari_cliprl.training.distributed import DistContext, unwrap
 from napari_cliprl.training.losses import IGNORE_INDEX, brier_gain_reward
 from napari_cliprl.training.returns import (
@@ -36,36 +44,12 @@ from napari_cliprl.training.returns import (
 from napari_cliprl.training.rl_cache import RLData
 
 
-@dataclass
-class RLConfig:
-    iterations: int = 200  # A2C/PPO updates after the warm start (0: imitation only)
-    imitation_iters: int = 100  # warm-start updates on the greedy one-step oracle action
-    imitation: str = "q"  # warm-start loss: "q" (default), "expected" or "ce"; see imitation_loss
-    imitation_beta: float = 0.5  # warm start: follow the oracle with this probability per cell
-    oracle_margin: float = 0.05  # the oracle keeps unless an action gains more than this
-    algo: str = "a2c"  # "a2c" (synchronous advantage actor-critic) or "ppo"
-    max_steps: int = 3  # episode length T at the end of the curriculum
-    num_envs: int = 8  # episodes (frames) per update and process
-    learning_rate: float = 3e-3  # Adam
-    gamma: float = 1.0  # discount; 1: a return is the whole remaining Brier improvement
-    gae_lambda: float = 1.0  # 1: n-step (Monte-Carlo) returns, as in A2C
-    ent_coef: float = 0.01  # entropy bonus
-    vf_coef: float = 0.5  # value loss weight
-    bc_coef: float = 0.1  # oracle cross-entropy kept during RL (0: pure RL)
-    clip_coef: float = 0.2  # PPO surrogate clipping
-    update_epochs: int = 4  # PPO epochs per rollout
-    num_minibatches: int = 2  # PPO minibatches (over episodes) per epoch
-    norm_adv: bool = True  # normalise advantages per batch
-    max_grad_norm: float = 0.5  # gradient clipping
-    reward_scale: float = 10.0  # rewards are multiplied by this (per-cell gains are small)
-    augment_copies: int = 4  # cached states per training frame: 1 plain + augmented copies
-
-
 class AgentReplay(nn.Module):
     """What DistributedDataParallel wraps in phase B: replays fixed actions through the agent.
 
     Because transitions are deterministic, the logits an episode visits depend only on L0 and
-    the actions; one forward replays all T steps and returns what the losses need.
+    the actions; one forward replays all T steps (``run_episode``, the loop inference and
+    rollouts use) and returns what the losses need.
     """
 
     def __init__(self, agent: nn.Module) -> None:
@@ -77,16 +61,11 @@ class AgentReplay(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """L0 B x K x h x w, features B x C x h x w, actions T x B x h x w ->
         (action logits T x B x A x h x w, values T x B x h x w)."""
-        T = actions.shape[0]
-        hidden = self.agent.initial_hidden(features)
-        logits, b_logits, b_values = L0, [], []
-        for t in range(T):
-            state = self.agent.build_state(features, logits, L0, t, T)
-            action_logits, value, hidden = self.agent(state, hidden)
-            b_logits.append(action_logits)
-            b_values.append(value[:, 0])
-            logits = apply_actions(logits, actions[t], self.agent.delta)
-        return torch.stack(b_logits), torch.stack(b_values)
+        episode = list(run_episode(self.agent, L0, features, actions.shape[0], replayed(actions)))
+        return (
+            torch.stack([step.action_logits for step in episode]),
+            torch.stack([step.value[:, 0] for step in episode]),
+        )
 
 
 @torch.no_grad()
@@ -146,9 +125,11 @@ def rollout(
 ) -> dict[str, torch.Tensor]:
     """Play T steps (actions sampled from the policy, or the oracle's with prob ``oracle_beta``).
 
-    Returns buffers allocated up front: actions, logprobs, rewards, values, oracle (T x B x h x w)
-    and gains (T x B x A x h x w: the scaled reward every action would have had).
+    L0 B x K x h x w, features B x C x h x w, target B x h x w. Returns buffers allocated up
+    front: actions, logprobs, rewards, values, oracle (T x B x h x w) and gains
+    (T x B x A x h x w: the scaled reward every action would have had).
     """
+    T = check_steps(T, "episode length")  # before the buffers are allocated
     B, K, h, w = L0.shape
     gains = torch.zeros((T, B, K + 3, h, w), device=L0.device)
     actions = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
@@ -156,26 +137,25 @@ def rollout(
     rewards = torch.zeros((T, B, h, w), device=L0.device)
     values = torch.zeros((T, B, h, w), device=L0.device)
     oracle = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
-    hidden = agent.initial_hidden(features)
-    logits = L0
-    for t in range(T):
-        state = agent.build_state(features, logits, L0, t, T)
-        action_logits, value, hidden = agent(state, hidden)
+
+    def select(t: int, action_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         g = action_gains(logits, target, weight, agent.delta)
         gains[t] = config.reward_scale * g.transpose(0, 1)
         oracle[t] = best_actions(g, config.oracle_margin)
-        sampled = select_actions(action_logits.cpu(), greedy=False, generator=gen).to(L0.device)
+        chosen = select_actions(action_logits.cpu(), greedy=False, generator=gen).to(L0.device)
         if oracle_beta > 0:
             coin = torch.rand((B, h, w), generator=gen).to(L0.device) < oracle_beta
-            sampled = torch.where(coin, oracle[t], sampled)
-        actions[t] = sampled
-        logprobs[t], _ = action_log_probs(action_logits, sampled)
-        values[t] = value[:, 0]
-        nxt = apply_actions(logits, sampled, agent.delta)
+            chosen = torch.where(coin, oracle[t], chosen)
+        return chosen
+
+    for step in run_episode(agent, L0, features, T, select):
+        t = step.t
+        actions[t] = step.actions
+        logprobs[t], _ = action_log_probs(step.action_logits, step.actions)
+        values[t] = step.value[:, 0]
         rewards[t] = config.reward_scale * brier_gain_reward(
-            logits.softmax(1), nxt.softmax(1), target, weight
+            step.logits.softmax(1), step.next_logits.softmax(1), target, weight
         )
-        logits = nxt
     return {
         "actions": actions,
         "logprobs": logprobs,

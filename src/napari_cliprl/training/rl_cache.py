@@ -65,9 +65,8 @@ def cache_decoder_outputs(
             chunk = items[start : start + batch_size]
             images = torch.stack([c[0] for c in chunk]).to(device)
             labels = torch.stack([c[1] for c in chunk])
-            x = (images - model.image_mean) / model.image_std
             with autocast(device):
-                _, L0, feats = model.decode(model.encode(x))
+                _, L0, feats = model.decode(model.encode(model.normalize(images)))
             out_L0.append(L0.float().cpu())
             out_F.append(feats.float().cpu())
             out_t.append(downsample_labels(labels, tuple(L0.shape[-2:])))

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from napari_cliprl.training.config import Callbacks, FinetuneConfig, SupervisedConfig
 from napari_cliprl.training.curriculum import frame_difficulty, image_terms
 from napari_cliprl.training.dataset import (
     FrameDataset,
@@ -21,8 +21,15 @@ from napari_cliprl.training.dataset import (
     split_frames,
 )
 from napari_cliprl.training.distributed import DistContext, barrier, broadcast_object
+from napari_cliprl.training.folders import check_out_contents, check_out_target
 from napari_cliprl.training.losses import class_weights
-from napari_cliprl.training.state import load_training_state, recover_checkpoint
+from napari_cliprl.training.state import (
+    Phase,
+    TrainState,
+    load_training_state,
+    recover_checkpoint,
+    saved_model_config,
+)
 from napari_cliprl.training.supervised import (
     Segmenter,
     crossfit_scores,
@@ -30,9 +37,6 @@ from napari_cliprl.training.supervised import (
     make_optimizer,
     mark_trainable,
 )
-
-if TYPE_CHECKING:
-    from napari_cliprl.training.finetune import FinetuneConfig
 
 
 @dataclass
@@ -47,8 +51,8 @@ class Run:
     val_labels: torch.Tensor  # N x H x W long
     class_weight: torch.Tensor  # K, 1/sqrt(frequency) over the training labels
     optimizers: dict[str, torch.optim.Optimizer]
-    state: dict[str, Any]  # phase, epoch, step, rl_iter, history, difficulty (saved)
-    callbacks: dict[str, Any] = field(default_factory=dict)  # progress, should_stop, on_metrics
+    state: TrainState  # phase, counters, history, difficulty (saved in every checkpoint)
+    callbacks: Callbacks
     stopped: bool = False
 
     @property
@@ -58,17 +62,10 @@ class Run:
 
 
 # -- set-up --
-def setup_run(
-    config: FinetuneConfig,
-    ctx: DistContext,
-    progress: Callable[..., None] | None,
-    should_stop: Callable[[], bool] | None,
-    on_metrics: Callable[[dict[str, Any]], None] | None,
-) -> Run:
+def setup_run(config: FinetuneConfig, ctx: DistContext, callbacks: Callbacks) -> Run:
     """Data, model, optimizers and (with ``resume``) the saved state of ``config.out``."""
-    out = Path(config.out)
-    resume_from = _prepare_out(out, config, ctx)
-    sequences = open_sequences(config.data, config.schema)
+    resume = prepare_out(config, ctx)
+    sequences = open_sequences(config.data, config.schema, ground_truth=config.ground_truth)
     model = build_for_training(config, sequences[0].schema, ctx.device)
     train_items, val_items = split_frames(all_frames(sequences), config.val_fraction)
     train_ds = FrameDataset(
@@ -89,16 +86,7 @@ def setup_run(
         "supervised": make_optimizer(model, supervised_config(config, model)),
         "rl": torch.optim.Adam(model.agent.parameters(), lr=config.rl.learning_rate, eps=1e-5),
     }
-    state: dict[str, Any] = {
-        "phase": "supervised",
-        "epoch": 0,
-        "step": 0,
-        "rl_iter": 0,
-        "history": [],
-        "difficulty": None,
-    }
-    if resume_from is not None:
-        state = _load_resume(resume_from, model, optimizers)
+    state = _load_resume(Path(config.out), model, optimizers) if resume else TrainState()
     run = Run(
         config,
         ctx,
@@ -109,28 +97,28 @@ def setup_run(
         class_weights(labels, model.num_classes),
         optimizers,
         state,
-        {"progress": progress, "should_stop": should_stop, "on_metrics": on_metrics},
+        callbacks,
     )
-    if state["difficulty"] is None:
-        state["difficulty"] = broadcast_object(_difficulty(run) if ctx.is_main else None, ctx)
-    if config.supervised.epochs <= 0 and state["phase"] == "supervised":
-        state["phase"] = "rl"
+    if state.difficulty is None:
+        state.difficulty = broadcast_object(_difficulty(run) if ctx.is_main else None, ctx)
+    if config.supervised.epochs <= 0 and state.phase is Phase.SUPERVISED:
+        state.phase = Phase.RL
     return run
 
 
-def _prepare_out(out: Path, config: FinetuneConfig, ctx: DistContext) -> Path | None:
-    """The checkpoint to resume from (None: a fresh run); refuses to clobber a checkpoint."""
-    found = None
+def prepare_out(config: FinetuneConfig, ctx: DistContext) -> bool:
+    """Check ``config.out`` before anything is read or written; True: resume from it.
+
+    Refuses (one line) a folder that is not our checkpoint, an output overlapping an input,
+    ``resume`` without a saved state and an existing checkpoint without ``overwrite``.
+    """
+    check_out_target(config)
     if config.resume:
-        found = recover_checkpoint(out) if ctx.is_main else None
+        if ctx.is_main:
+            recover_checkpoint(config.out)
         barrier(ctx)
-        found = out if (out / "train_state.json").is_file() else None
-    elif out.exists() and any(out.iterdir()) and not config.overwrite:
-        raise ValueError(
-            f"{out}: folder exists and is not empty; pass --resume to continue the run saved "
-            "there, --overwrite to replace it, or choose another --out"
-        )
-    return found
+    check_out_contents(config)
+    return config.resume
 
 
 def build_for_training(config: FinetuneConfig, schema: Any, device: torch.device) -> Any:
@@ -160,10 +148,8 @@ def build_for_training(config: FinetuneConfig, schema: Any, device: torch.device
     )
 
 
-def supervised_config(config: FinetuneConfig, model: Any) -> Any:
+def supervised_config(config: FinetuneConfig, model: Any) -> SupervisedConfig:
     """Phase A config with ``train_backbone`` resolved (None: only for random-weight archs)."""
-    from dataclasses import replace
-
     from napari_cliprl.model.build import get_architecture
 
     sup = config.supervised
@@ -173,16 +159,12 @@ def supervised_config(config: FinetuneConfig, model: Any) -> Any:
     return sup
 
 
-def _load_resume(folder: Path, model: Any, optimizers: dict) -> dict[str, Any]:
-    from napari_cliprl.model.checkpoint import (
-        load_weights_into,
-        read_checkpoint_config,
-        read_checkpoint_weights,
-    )
+def _load_resume(folder: Path, model: Any, optimizers: dict) -> TrainState:
+    from napari_cliprl.model.checkpoint import load_weights_into, read_checkpoint_weights
 
     load_weights_into(model, read_checkpoint_weights(folder), folder)
-    model.config.steps = int(read_checkpoint_config(folder).get("steps", 0))
-    return load_training_state(folder, optimizers)
+    model.config.steps = int(saved_model_config(folder).get("steps", 0))
+    return TrainState.from_dict(load_training_state(folder, optimizers), folder)
 
 
 def _difficulty(run: Run) -> list[float]:

@@ -10,37 +10,22 @@ a pretrained tower) says otherwise. Reads like a nanoGPT training script: config
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from napari_cliprl.training.config import SupervisedConfig
 from napari_cliprl.training.distributed import DistContext, autocast, unwrap
 from napari_cliprl.training.losses import segmentation_loss
-
-
-@dataclass
-class SupervisedConfig:
-    epochs: int = 10  # passes over the training frames
-    batch_size: int = 4  # frames per step and process
-    learning_rate: float = 1e-3  # AdamW, decoder and text residual
-    backbone_lr: float = 2e-4  # AdamW, trainable backbone parameters
-    weight_decay: float = 1e-4  # AdamW weight decay (not on norms/biases/residual)
-    dice_coef: float = 1.0  # weight of the soft Dice term next to the cross-entropy
-    grad_clip: float = 1.0  # max gradient norm (0: no clipping)
-    train_backbone: bool | None = None  # unfreeze the whole backbone; None: only for random-
-    # weight architectures (tiny-test), where a frozen random backbone cannot learn anything
-    train_backbone_blocks: int = 0  # else: unfreeze the last N ViT blocks (pretrained CLIP)
-    warmup_steps: int = 10  # linear learning-rate warm-up, then cosine decay to 10%
 
 
 class Segmenter(nn.Module):
     """What DistributedDataParallel wraps in phase A: images -> (L0, zero-shot) of a CLIPRL.
 
-    Registers only the backbone, text bank and decoder (the agent is not trained here), and
-    normalises images in [0, 1] with the model's CLIP mean/std.
+    Registers only the backbone, text bank and decoder (the agent is not trained here); images
+    in [0, 1] are normalised by the model (``CLIPRL.normalize``).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -53,8 +38,7 @@ class Segmenter(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images B x 3 x H x W in [0, 1] -> (L0 B x K x H/4 x W/4, zero-shot B x K x h x w)."""
         model = self._model
-        x = (images - model.image_mean) / model.image_std
-        zero_shot, L0, _ = model.decode(model.encode(x))
+        zero_shot, L0, _ = model.decode(model.encode(model.normalize(images)))
         return L0, zero_shot
 
 

@@ -1,21 +1,21 @@
-"""Label schemas: the ordered classes of a labelling task, their colours and text prompts.
+"""LabelClass and LabelSchema: validation, label encodings (RGB colours, pixel values) and JSON.
 
-A :class:`LabelSchema` is what every other part agrees on: ids are contiguous (0 = background),
-colours render labels in napari and in EndoVis 2018 RGB label files, ``value`` is the pixel value
-a class has in single-channel encodings (CholecSeg8k codes, EndoVis 2017 ground truth), and
-``prompts`` are names a CLIP text encoder understands.
+Reading a schema file goes through :func:`napari_cliprl.files.read_json` (a regular file, at
+most ``MAX_JSON_BYTES``) and a schema holds at most ``MAX_CLASSES`` classes (never above 255:
+label maps are uint8 and 255 means ignore).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from napari_cliprl.files import FileProblemError, read_json, write_json_atomic
+from napari_cliprl.limits import LimitError, check_limit
 
 IGNORE_INDEX = 255
 ENCODINGS = ("rgb", "value")
@@ -180,7 +180,8 @@ class LabelSchema:
         return [{"name": c.name, "color": list(c.color), "classid": c.id} for c in self.classes]
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` as JSON, atomically (replacing ``path``)."""
+        write_json_atomic(path, self.to_dict(), overwrite=True)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> LabelSchema:
@@ -188,12 +189,12 @@ class LabelSchema:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelSchema:
+        """A schema JSON file (a regular file of at most MAX_JSON_BYTES); SchemaError naming
+        the file for anything wrong with it."""
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError as e:
-            raise SchemaError(f"{path}: schema file not found") from e
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SchemaError(f"{path}: not valid JSON ({e})") from e
+            data = read_json(path, "schema file")
+        except (FileProblemError, LimitError) as e:
+            raise SchemaError(str(e)) from e
         return _schema_from_dict(data, str(path))
 
 
@@ -280,6 +281,10 @@ def _schema_from_dict(data: Any, source: str) -> LabelSchema:
         raise SchemaError(f"{source}: field 'name' must be a non-empty string")
     if not isinstance(data["classes"], list):
         raise SchemaError(f"{source}: field 'classes' must be a list")
+    try:
+        check_limit("MAX_CLASSES", len(data["classes"]), source, "number of classes")
+    except LimitError as e:
+        raise SchemaError(str(e)) from e
     ignore_index = data.get("ignore_index", IGNORE_INDEX)
     if not _is_int(ignore_index):
         raise SchemaError(
@@ -319,125 +324,3 @@ def _schema_from_dict(data: Any, source: str) -> LabelSchema:
         )
     except SchemaError as e:
         raise SchemaError(f"{source}: {e}") from e
-
-
-def _classes(rows: Iterable[Sequence[Any]]) -> tuple[LabelClass, ...]:
-    out = []
-    for i, row in enumerate(rows):
-        name, color, prompts, *value = row
-        out.append(LabelClass(i, name, tuple(color), tuple(prompts), value[0] if value else None))
-    return tuple(out)
-
-
-ENDOVIS2018 = LabelSchema(
-    "endovis2018",
-    _classes(
-        [
-            ("background-tissue", (0, 0, 0), ("tissue", "background tissue", "organ surface")),
-            ("instrument-shaft", (0, 255, 0), ("instrument shaft", "metal shaft of a tool")),
-            ("instrument-clasper", (0, 255, 255), ("instrument clasper", "grasper jaws")),
-            ("instrument-wrist", (125, 255, 12), ("instrument wrist", "robotic wrist joint")),
-            ("kidney-parenchyma", (255, 55, 0), ("kidney", "kidney parenchyma")),
-            ("covered-kidney", (24, 55, 125), ("covered kidney", "kidney covered by fat")),
-            ("thread", (187, 155, 25), ("thread", "suture thread")),
-            ("clamps", (0, 255, 125), ("clamp", "surgical clip")),
-            ("suturing-needle", (255, 255, 125), ("needle", "suturing needle")),
-            ("suction-instrument", (123, 15, 175), ("suction instrument", "suction tube")),
-            ("small-intestine", (124, 155, 5), ("small intestine", "bowel", "intestine")),
-            ("ultrasound-probe", (12, 255, 141), ("ultrasound probe", "probe")),
-        ]
-    ),
-    description="EndoVis 2018 robotic scene segmentation (12 classes, RGB label files)",
-)
-
-ENDOVIS2017_PARTS = LabelSchema(
-    "endovis2017-parts",
-    _classes(
-        [
-            ("background", (0, 0, 0), ("tissue", "background"), 0),
-            ("shaft", (0, 255, 0), ("instrument shaft", "metal shaft"), 30),
-            ("wrist", (125, 255, 12), ("instrument wrist", "wrist joint"), 100),
-            ("clasper", (0, 255, 255), ("instrument clasper", "grasper jaws"), 255),
-        ]
-    ),
-    encoding="value",
-    description="EndoVis 2017 instrument parts (test ground truth values 0/30/100/255)",
-)
-
-ENDOVIS2017_TYPE = LabelSchema(
-    "endovis2017-type",
-    _classes(
-        [
-            ("background", (0, 0, 0), ("tissue", "background")),
-            ("bipolar-forceps", (0, 255, 0), ("bipolar forceps", "maryland bipolar forceps")),
-            ("prograsp-forceps", (0, 255, 255), ("prograsp forceps", "grasping forceps")),
-            ("large-needle-driver", (125, 255, 12), ("needle driver", "large needle driver")),
-            ("vessel-sealer", (255, 55, 0), ("vessel sealer",)),
-            ("grasping-retractor", (24, 55, 125), ("grasping retractor", "retractor")),
-            ("monopolar-curved-scissors", (187, 155, 25), ("curved scissors", "scissors")),
-            ("other", (123, 15, 175), ("ultrasound probe", "surgical instrument")),
-        ]
-    ),
-    encoding="value",
-    description="EndoVis 2017 instrument types (test ground truth: type id per pixel)",
-)
-
-ENDOVIS2017_BINARY = LabelSchema(
-    "endovis2017-binary",
-    _classes(
-        [
-            ("background", (0, 0, 0), ("tissue", "background"), 0),
-            ("instrument", (0, 255, 0), ("surgical instrument", "robotic instrument"), 255),
-        ]
-    ),
-    encoding="value",
-    description="EndoVis 2017 binary instrument segmentation (0/255)",
-)
-
-CHOLECSEG8K = LabelSchema(
-    "cholecseg8k",
-    _classes(
-        [
-            ("black-background", (127, 127, 127), ("black background", "dark border"), 50),
-            ("abdominal-wall", (210, 140, 140), ("abdominal wall",), 11),
-            ("liver", (255, 114, 114), ("liver",), 21),
-            ("gastrointestinal-tract", (231, 70, 156), ("gastrointestinal tract", "bowel"), 13),
-            ("fat", (186, 183, 75), ("fat", "fatty tissue"), 12),
-            ("grasper", (170, 255, 0), ("grasper", "surgical grasper"), 31),
-            ("connective-tissue", (255, 85, 0), ("connective tissue",), 23),
-            ("blood", (255, 0, 0), ("blood",), 24),
-            ("cystic-duct", (255, 255, 0), ("cystic duct",), 25),
-            ("l-hook-electrocautery", (169, 255, 184), ("electrocautery hook", "l-hook"), 32),
-            ("gallbladder", (255, 160, 165), ("gallbladder",), 22),
-            ("hepatic-vein", (0, 50, 128), ("hepatic vein",), 33),
-            ("liver-ligament", (111, 74, 0), ("liver ligament",), 5),
-        ]
-    ),
-    description="CholecSeg8k laparoscopic cholecystectomy (13 classes; codes in 'value')",
-)
-
-_REGISTRY: dict[str, LabelSchema] = {
-    s.name: s
-    for s in (ENDOVIS2018, ENDOVIS2017_PARTS, ENDOVIS2017_TYPE, ENDOVIS2017_BINARY, CHOLECSEG8K)
-}
-
-
-def list_schemas() -> list[str]:
-    """Names of the registered schemas."""
-    return sorted(_REGISTRY)
-
-
-def register_schema(schema: LabelSchema) -> None:
-    _REGISTRY[schema.name] = schema
-
-
-def get_schema(name_or_path: str | os.PathLike | LabelSchema) -> LabelSchema:
-    """A registered schema by name, or a custom one from a JSON file path."""
-    if isinstance(name_or_path, LabelSchema):
-        return name_or_path
-    key = str(name_or_path)
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if key.endswith(".json") or os.path.sep in key:
-        return LabelSchema.load(key)
-    raise SchemaError(f"unknown schema {key!r}; built-in schemas: {', '.join(list_schemas())}")
