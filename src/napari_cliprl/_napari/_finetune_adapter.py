@@ -104,12 +104,12 @@ def job(
     the core job's ``("progress", (done, total, message))`` and ``("metrics", dict)``.
     Returns the outcome; never raises (the device is checked here, off the main thread)."""
     try:
-        import matplotlib.backends.backend_qtagg  # noqa: F401 - the loss plot, off the main thread
-
         from napari_cliprl.devices import resolve_device
 
+        from ._jobs import warm_charts
         from ._preload import preload
 
+        warm_charts()  # the loss plot, off the main thread
         preload()
         device = resolve_device(options.device)
         n = len(session.reviewed) + count_labelled(options.data)

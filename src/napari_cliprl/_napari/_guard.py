@@ -12,6 +12,7 @@ from qtpy.QtCore import QTimer
 from napari_cliprl.errors import describe_error
 
 F = TypeVar("F", bound=Callable[..., Any])
+SLICE_GAP_MS = 10
 
 
 def reports_errors(where: str) -> Callable[[F], F]:
@@ -56,7 +57,10 @@ class Slices:
         self._done, self._failed = done, failed
         self._steps: Iterator[Any] | None = None
         self._timer = QTimer()
-        self._timer.setInterval(0)
+        # not 0: a zero timer runs again before the other due timers and repaints, so two
+        # slices could run back to back without the window getting a turn in between
+        self._timer.setInterval(SLICE_GAP_MS)
+        self._timer.setSingleShot(True)  # re-armed after each slice: the gap follows it
         self._timer.timeout.connect(self._step)
 
     @property
@@ -73,6 +77,7 @@ class Slices:
             return
         try:
             next(self._steps)
+            self._timer.start()
         except StopIteration:
             self._finish()
             self._done()

@@ -131,6 +131,7 @@ def run_job(
             session = current
         else:
             session = open_session(target, spec)
+        import_for_layers()
         yield SessionReady(session, describe_model(spec, predictor))
         store = SeedingStore(session)
         yield from predict_sequence(predictor, frames, indices, store, key=key, propagate=propagate)
@@ -148,14 +149,27 @@ def export_job(
     return try_export(session, out, frames, overwrite)
 
 
-def evaluate_job(session: Session, truth: Any) -> Any:
-    """The evaluation table of ``session`` against ``truth`` (T x H x W ids); matplotlib is
-    imported here too, so that the chart the dock then draws costs the main thread little."""
-    import matplotlib.backends.backend_qtagg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
+def warm_charts() -> None:
+    """Import matplotlib and draw a small chart off-screen (fonts found and loaded), so that
+    the dock's first chart costs the main thread only its own drawing."""
+    import matplotlib.backends.backend_qtagg  # noqa: F401 - what the dock's charts use
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    figure = Figure(figsize=(2, 1), dpi=90)
+    axes = figure.add_subplot(111)
+    axes.plot([0, 1], [0, 1], "o-")
+    axes.set_xlabel("epoch", fontsize=7)
+    axes.twinx().set_ylabel("validation mIoU", fontsize=7)
+    FigureCanvasAgg(figure).draw()
+
+
+def evaluate_job(session: Session, truth: Any) -> Any:
+    """The evaluation table of ``session`` against ``truth`` (T x H x W ids), with the
+    charts warmed up (see :func:`warm_charts`)."""
     from napari_cliprl.annotation.evaluate import evaluate_session
 
+    warm_charts()
     return evaluate_session(session, truth)
 
 
@@ -170,8 +184,15 @@ def describe_model(spec: ModelSpec, predictor: Any) -> str:
     return f"Loaded {name} on {device}, {steps}."
 
 
+def import_for_layers() -> None:
+    """Import what napari needs to add the session's layers, here rather than on the main
+    thread: pandas (napari builds a Labels layer's class-name table with it on first use)."""
+    import pandas  # noqa: F401
+
+
 def restore_job(folder: Path, shape: tuple[int, int, int] | None) -> Session:
     """Reopen the session saved in ``folder``, checked against frames of ``shape``."""
+    import_for_layers()
     session = Session.open(folder)
     if shape is not None:
         session.check_compatible(shape, session.schema)
