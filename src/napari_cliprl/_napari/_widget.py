@@ -327,9 +327,11 @@ class AnnotatorWidget(QWidget):
     def busy(self) -> bool:
         """True while a run, restore, export, evaluation or fine-tune is working, or the
         session's layers are still being added."""
-        c = self.controller
+        c, s = self.controller, self.sections
         return (
-            c.is_running
+            s.finetune.plot().busy
+            or s.evaluate.chart().busy
+            or c.is_running
             or c.is_restoring
             or c.layers_pending
             or c.tasks.is_exporting

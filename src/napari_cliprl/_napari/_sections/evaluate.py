@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -21,18 +20,12 @@ from qtpy.QtWidgets import (
 
 from napari_cliprl.annotation.evaluate import METRIC_COLUMNS, EvaluationTable
 
-from .chart_slot import ChartSlot
+from .plots import ClassIoUChart
 from .status import StatusMixin
 
 HEADERS = {"challenge_iou": "chall. IoU", "iou": "IoU", "mciou": "mcIoU", "miou": "mIoU"}
 GROUND_TRUTH = "ground truth"
 USER_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _class_chart() -> Any:
-    from .plots import ClassIoUChart
-
-    return ClassIoUChart()
 
 
 class EvaluateSection(StatusMixin, QGroupBox):
@@ -52,7 +45,7 @@ class EvaluateSection(StatusMixin, QGroupBox):
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self._table.setFixedHeight(60)
-        self._chart = ChartSlot(_class_chart, "The IoU per class and step appears here.")
+        self._chart = ClassIoUChart()
         form = QFormLayout(self)
         form.addRow("Ground truth", self._truth)
         form.addRow(self._evaluate_button)
@@ -65,9 +58,8 @@ class EvaluateSection(StatusMixin, QGroupBox):
     def controls(self) -> dict[str, QWidget]:
         return {"Ground truth": self._truth, "Evaluate": self._evaluate_button}
 
-    def chart(self) -> Any:
-        """The per-class chart (None until an evaluation has been shown)."""
-        return self._chart.chart() if self._chart.created else None
+    def chart(self) -> ClassIoUChart:
+        return self._chart
 
     def set_truth_layers(self, names: list[str]) -> None:
         current = self._truth.currentText()
@@ -102,7 +94,7 @@ class EvaluateSection(StatusMixin, QGroupBox):
                 item = QTableWidgetItem(text)
                 item.setData(USER_ROLE, value)  # the exact number
                 self._table.setItem(r, c, item)
-        self._chart.chart().set_data(table.class_names, table.per_class_iou())
+        self._chart.set_data(table.class_names, table.per_class_iou())
         n = len(table.frames)
         self._status.setText(f"{n} frame{'s' * (n != 1)} with predictions and ground truth.")
 

@@ -26,14 +26,8 @@ from qtpy.QtWidgets import (
 from napari_cliprl.devices import DEVICES
 
 from .._finetune_adapter import Budget, default_budget
-from .chart_slot import ChartSlot
+from .plots import LossPlot
 from .status import ProgressMixin
-
-
-def _loss_plot() -> Any:
-    from .plots import LossPlot
-
-    return LossPlot()
 
 
 class FinetuneSection(ProgressMixin, QGroupBox):
@@ -79,7 +73,7 @@ class FinetuneSection(ProgressMixin, QGroupBox):
         self._progress.setRange(0, 1)
         self._status = QLabel("")
         self._status.setWordWrap(True)
-        self._plot = ChartSlot(_loss_plot, "The loss and validation curves appear here.")
+        self._plot = LossPlot()
         self._command = QLineEdit()
         self._command.setReadOnly(True)
         self._command.setPlaceholderText("cliprl finetune … (run it in a terminal)")
@@ -153,14 +147,13 @@ class FinetuneSection(ProgressMixin, QGroupBox):
             self.set_rerun_enabled(False)
 
     def set_curves(self, curves: Any) -> None:
-        """Draw the curves (``_training_progress.Curves``); the chart is made on first use."""
-        if curves is None and not self._plot.created:
-            return
-        self._plot.chart().set_curves(curves)
+        """Draw the curves (``_training_progress.Curves``; None clears a drawn plot)."""
+        if curves is None and not self._plot.rendered:
+            return  # keep the placeholder until there is something to show
+        self._plot.set_curves(curves)
 
-    def plot(self) -> Any:
-        """The loss plot (None until a fine-tune has reported)."""
-        return self._plot.chart() if self._plot.created else None
+    def plot(self) -> LossPlot:
+        return self._plot
 
     def set_command(self, command: str) -> None:
         self._command.setText(command)

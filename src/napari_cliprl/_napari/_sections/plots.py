@@ -1,20 +1,22 @@
-"""Small matplotlib charts embedded in the dock: the fine-tune curves and per-class IoU.
+"""Small charts in the dock: the fine-tune curves and per-class IoU.
 
-Drawing is kept cheap for the main thread: fixed margins instead of a layout engine, the
-axes are made once and the curves updated in place, and redraws are coalesced by Qt
-(``draw_idle``).
+matplotlib draws them in a worker thread (Agg, no Qt: :func:`render_loss`,
+:func:`render_class_iou`) and the dock only shows the picture, so neither importing
+matplotlib nor laying out text ever holds up the window. Requests made while a picture is
+being drawn are coalesced: the latest one is drawn next.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from napari.qt.threading import create_worker
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QLabel, QSizePolicy, QWidget
 
 FOREGROUND = "#d0d0d0"  # readable on napari's dark theme
 LOSS_COLOUR = "#ff7f0e"
@@ -22,45 +24,60 @@ VAL_COLOUR = "#1f9fff"
 DPI = 90
 
 
-def _style(ax: Any) -> None:
-    ax.set_facecolor("none")
-    ax.tick_params(colors=FOREGROUND, labelsize=7)
-    for spine in ax.spines.values():
-        spine.set_color(FOREGROUND)
+class ChartView(QLabel):
+    """Shows a chart drawn in a worker; ``placeholder`` until the first one."""
 
-
-class _Chart(FigureCanvasQTAgg):
-    def __init__(self, height: float, margins: dict[str, float], parent: QWidget | None) -> None:
-        figure = Figure(figsize=(3.2, height), dpi=DPI, facecolor="none")
-        figure.subplots_adjust(**margins)
-        super().__init__(figure)
-        self.setParent(parent)
-        self.setStyleSheet("background-color: transparent;")
+    def __init__(self, height: float, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(placeholder, parent)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(int(height * DPI))
+        self._height = height
+        self._worker: Any = None
+        self._next: tuple[Callable[..., np.ndarray], tuple[Any, ...]] | None = None
+        self.rendered = 0  # pictures shown so far
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def request(self, render: Callable[..., np.ndarray], *args: Any) -> None:
+        """Draw ``render(width_in, height_in, *args)`` (an RGBA array) in a worker."""
+        self._next = (render, args)
+        if self._worker is None:
+            self._start()
+
+    def _start(self) -> None:
+        render, args = self._next  # type: ignore[misc]
+        self._next = None
+        width = max(self.width(), 200) / DPI
+        worker = create_worker(render, width, self._height, *args)
+        worker.returned.connect(self._show)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+
+    def _show(self, rgba: np.ndarray) -> None:
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888)
+        self.setPixmap(QPixmap.fromImage(image))
+        self.rendered += 1
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._next is not None:
+            self._start()
 
 
-class LossPlot(_Chart):
+class LossPlot(ChartView):
     """A fine-tune's loss (left axis) and validation score (right axis): x is the epoch,
     then, right of the dotted line, the RL update (numbered on after the epochs)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(1.9, {"left": 0.16, "right": 0.84, "bottom": 0.22, "top": 0.95}, parent)
+        super().__init__(1.9, "The loss and validation curves appear here.", parent)
         self.curves: Any = None
         self.labels: dict[str, str] = {}
-        self._ax = self.figure.add_subplot(111)
-        self._twin = self._ax.twinx()
-        for ax in (self._ax, self._twin):
-            _style(ax)
-        self._twin.set_ylim(0, 1)
-        self._lines = {
-            "loss": self._ax.plot([], [], "-", color=LOSS_COLOUR, lw=1.2, label="supervised")[0],
-            "rl_loss": self._ax.plot([], [], ":", color=LOSS_COLOUR, lw=1.2, label="RL")[0],
-            "val": self._twin.plot([], [], "o-", color=VAL_COLOUR, lw=1.2, ms=3)[0],
-        }
-        self._divider = self._ax.axvline(0.5, color=FOREGROUND, lw=0.6, ls=":", visible=False)
-        self._legend: Any = None
-        self.set_curves(None)
 
     @property
     def loss(self) -> list[tuple[float, float]]:
@@ -71,46 +88,26 @@ class LossPlot(_Chart):
     def set_curves(self, curves: Any) -> None:
         """Show ``curves`` (``_training_progress.Curves``; None: empty axes)."""
         self.curves = curves
-        for name, line in self._lines.items():
-            points = getattr(curves, name, None) or []
-            line.set_data([p[0] for p in points], [p[1] for p in points])
-        rl = bool(curves is not None and curves.rl_loss)
-        self._divider.set_visible(rl and bool(curves.loss))
-        if rl:
-            self._divider.set_xdata([curves.epochs + 0.5] * 2)
-        self._set_labels(
-            {"x": "epoch, then RL update" if rl else "epoch", "y": "loss", "y2": _val_label(curves)}
-        )
-        if self.loss and self._legend is None:
-            self._legend = self._ax.legend(
-                fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper right"
-            )
-        self._ax.relim()
-        self._ax.autoscale_view()
-        self.draw_idle()
-
-    def _set_labels(self, labels: dict[str, str]) -> None:
-        if labels == self.labels:
-            return
-        self.labels = labels
-        self._ax.set_xlabel(labels["x"], color=FOREGROUND, fontsize=7)
-        self._ax.set_ylabel(labels["y"], color=LOSS_COLOUR, fontsize=7)
-        self._twin.set_ylabel(labels["y2"], color=VAL_COLOUR, fontsize=7)
+        self.labels = loss_labels(curves)
+        self.request(render_loss, curves)
 
 
-def _val_label(curves: Any) -> str:
+def loss_labels(curves: Any) -> dict[str, str]:
+    """What the loss plot's axes say."""
+    rl = bool(curves is not None and curves.rl_loss)
     metric = getattr(curves, "metric", "mIoU")
     n = getattr(curves, "val_frames", None)
-    if n is None:
-        return f"validation {metric}"
-    return f"validation {metric} ({n} frame{'' if n == 1 else 's'})"
+    y2 = f"validation {metric}"
+    if n is not None:
+        y2 += f" ({n} frame{'' if n == 1 else 's'})"
+    return {"x": "epoch, then RL update" if rl else "epoch", "y": "loss", "y2": y2}
 
 
-class ClassIoUChart(_Chart):
+class ClassIoUChart(ChartView):
     """Per-class IoU, one group of bars per class and one bar per proposal layer."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(2.6, {"left": 0.12, "right": 0.98, "bottom": 0.42, "top": 0.95}, parent)
+        super().__init__(2.6, "The IoU per class and step appears here.", parent)
         self.series: dict[str, list[float]] = {}
         self.classes: list[str] = []
 
@@ -122,21 +119,75 @@ class ClassIoUChart(_Chart):
         ]
         self.classes = [classes[k] for k in keep]
         self.series = {name: [float(v[k]) for k in keep] for name, v in series.items()}
-        self._draw()
+        self.request(render_class_iou, self.classes, self.series)
 
-    def _draw(self) -> None:
-        self.figure.clear()
-        ax = self.figure.add_subplot(111)
-        _style(ax)
-        ax.set_ylabel("IoU", color=FOREGROUND, fontsize=7)
-        ax.set_ylim(0, 1)
-        n = max(len(self.series), 1)
-        width = 0.8 / n
-        x = np.arange(len(self.classes))
-        for j, (name, values) in enumerate(self.series.items()):
-            heights = np.nan_to_num(np.asarray(values, dtype=float))
-            ax.bar(x + (j - (n - 1) / 2) * width, heights, width, label=name)
-        ax.set_xticks(x, self.classes, rotation=35, ha="right", fontsize=6)
-        if self.series:
-            ax.legend(fontsize=6, ncols=min(n, 3), frameon=False, labelcolor=FOREGROUND)
-        self.draw_idle()
+
+# -- drawing (worker threads: matplotlib's Agg canvas, no Qt) ------------------------------
+def _figure(width: float, height: float, margins: dict[str, float]) -> Any:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, facecolor="none")
+    figure.subplots_adjust(**margins)
+    return figure
+
+
+def _style(ax: Any) -> None:
+    ax.set_facecolor("none")
+    ax.tick_params(colors=FOREGROUND, labelsize=7)
+    for spine in ax.spines.values():
+        spine.set_color(FOREGROUND)
+
+
+def _pixels(figure: Any) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def render_loss(width: float, height: float, curves: Any) -> np.ndarray:
+    """The loss plot of ``curves`` as an RGBA picture (H x W x 4 uint8)."""
+    margins = {"left": 0.16, "right": 0.84, "bottom": 0.22, "top": 0.95}
+    figure = _figure(width, height, margins)
+    ax = figure.add_subplot(111)
+    twin = ax.twinx()
+    for a in (ax, twin):
+        _style(a)
+    labels = loss_labels(curves)
+    ax.set_xlabel(labels["x"], color=FOREGROUND, fontsize=7)
+    ax.set_ylabel(labels["y"], color=LOSS_COLOUR, fontsize=7)
+    twin.set_ylabel(labels["y2"], color=VAL_COLOUR, fontsize=7)
+    twin.set_ylim(0, 1)
+    if curves is not None:
+        for points, style, label in ((curves.loss, "-", "supervised"), (curves.rl_loss, ":", "RL")):
+            if points:
+                ax.plot(*zip(*points), style, color=LOSS_COLOUR, lw=1.2, label=label)
+        if curves.rl_loss and curves.loss:
+            ax.axvline(curves.epochs + 0.5, color=FOREGROUND, lw=0.6, ls=":")
+        if curves.loss or curves.rl_loss:
+            ax.legend(fontsize=6, frameon=False, labelcolor=FOREGROUND, loc="upper right")
+        if curves.val:
+            twin.plot(*zip(*curves.val), "o-", color=VAL_COLOUR, lw=1.2, ms=3)
+    return _pixels(figure)
+
+
+def render_class_iou(
+    width: float, height: float, classes: Sequence[str], series: dict[str, Sequence[float]]
+) -> np.ndarray:
+    """Grouped bars of per-class IoU as an RGBA picture (H x W x 4 uint8)."""
+    figure = _figure(width, height, {"left": 0.12, "right": 0.98, "bottom": 0.42, "top": 0.95})
+    ax = figure.add_subplot(111)
+    _style(ax)
+    ax.set_ylabel("IoU", color=FOREGROUND, fontsize=7)
+    ax.set_ylim(0, 1)
+    n = max(len(series), 1)
+    width_bar = 0.8 / n
+    x = np.arange(len(classes))
+    for j, (name, values) in enumerate(series.items()):
+        heights = np.nan_to_num(np.asarray(values, dtype=float))
+        ax.bar(x + (j - (n - 1) / 2) * width_bar, heights, width_bar, label=name)
+    ax.set_xticks(x, list(classes), rotation=35, ha="right", fontsize=6)
+    if series:
+        ax.legend(fontsize=6, ncols=min(n, 3), frameon=False, labelcolor=FOREGROUND)
+    return _pixels(figure)
