@@ -31,11 +31,14 @@ class ChartView(QLabel):
         super().__init__(placeholder, parent)
         self.setWordWrap(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Ignored: a picture must never widen the dock (it is redrawn to the new width)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(int(height * DPI))
         self._height = height
         self._worker: Any = None
         self._next: tuple[Callable[..., np.ndarray], tuple[Any, ...]] | None = None
+        self._last: tuple[Callable[..., np.ndarray], tuple[Any, ...]] | None = None
+        self._drawn_width = 0
         self.rendered = 0  # pictures shown so far
 
     @property
@@ -44,14 +47,20 @@ class ChartView(QLabel):
 
     def request(self, render: Callable[..., np.ndarray], *args: Any) -> None:
         """Draw ``render(width_in, height_in, *args)`` (an RGBA array) in a worker."""
-        self._next = (render, args)
+        self._next = self._last = (render, args)
         if self._worker is None:
             self._start()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self._last is not None and abs(self.width() - self._drawn_width) > 20:
+            self.request(*self._last[:1], *self._last[1])
 
     def _start(self) -> None:
         render, args = self._next  # type: ignore[misc]
         self._next = None
-        width = max(self.width(), 200) / DPI
+        self._drawn_width = max(self.width(), 200)
+        width = self._drawn_width / DPI
         worker = create_worker(render, width, self._height, *args)
         worker.returned.connect(self._show)
         worker.finished.connect(self._on_finished)
