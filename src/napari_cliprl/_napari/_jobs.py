@@ -150,9 +150,8 @@ def export_job(
 
 
 def warm_charts() -> None:
-    """Import matplotlib and draw a small chart off-screen (fonts found and loaded), so that
-    the dock's first chart costs the main thread only its own drawing."""
-    import matplotlib.backends.backend_qtagg  # noqa: F401 - what the dock's charts use
+    """Import matplotlib (its Agg canvas: the dock's charts never use its Qt backend) and
+    draw a small chart off-screen, fonts found and loaded, ahead of the first real one."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
