@@ -4,12 +4,14 @@ Run under a virtual screen on a headless machine:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/make_screenshots.py
 
-It opens the synthetic clip, runs the annotator (the demo checkpoint when shipped, else the
-tiny-test model), then captures: the window after a run, the refinement steps side by side, a
-correction in progress, and the export section; then closes the loop: corrects the suggested
-frames (with their ground truth, as an annotator would), fine-tunes on the reviewed frames,
-re-runs the others and evaluates, capturing the suggestion, fine-tune and evaluation sections.
-PNGs are palette-quantised to stay small.
+It opens the synthetic clip and drives the annotator as a person does, through its controls
+(clicks on buttons and check boxes, combo and spin box changes, typing, napari's brush):
+clicks Run (the demo checkpoint when shipped, else the tiny-test model), then captures the
+window after a run, the refinement steps side by side, a correction in progress, and the
+export section; then closes the loop: clicks Next suggested frame and corrects each suggested
+frame (pasting its ground truth into "corrected", as an annotator would), clicks Fine-tune,
+Re-run unreviewed frames and Evaluate, capturing the suggestion, fine-tune and evaluation
+sections. PNGs are palette-quantised to stay small.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from napari_cliprl._napari._demo import open_demo_viewer, settle, wait_for  # noqa: E402
+from napari_cliprl._napari._demo import (  # noqa: E402
+    choose,
+    click,
+    click_box,
+    open_demo_viewer,
+    scroll_dock,
+    settle,
+    type_into,
+    wait_for,
+)
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 MAX_BYTES = 300_000
@@ -92,63 +103,60 @@ def steps_montage(viewer, names: list[str], path: Path) -> None:
     save_small(sheet, path, max_width=1600)
 
 
-def wait_until(done, timeout: float = 900) -> None:
-    """Process Qt events until ``done()``; SystemExit on timeout."""
-    import time
-
-    end = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > end:
-            raise SystemExit("timed out waiting for the widget")
-        settle(1)
+def wait_idle(widget, timeout: float = 900) -> None:
+    """Process Qt events until the dock has nothing in progress; SystemExit on timeout."""
+    settle(2)
+    if not wait_for(widget, timeout):
+        raise SystemExit("timed out waiting for the dock")
 
 
 def correct_suggested(viewer, widget, n: int) -> list[int]:
-    """Review the ``n`` suggested frames by painting their ground truth into "corrected"."""
+    """Click Next suggested frame ``n`` times, each time pasting the frame's ground truth into
+    "corrected" (one undoable edit, which marks the frame reviewed)."""
     truth = viewer.layers["ground truth"].data
     corrected = viewer.layers["corrected"]
     picked = []
     for _ in range(n):
-        i = widget._loop.next_suggested()
-        if i is None:
+        before = widget.sections.suggest.ranking_text()
+        if not before.startswith("frame "):
             break
+        click(widget.sections.suggest.controls["Next suggested frame"])
+        i = int(viewer.dims.current_step[0])
         ys, xs = np.nonzero(np.asarray(truth[i]) != np.asarray(corrected.data[i]))
         corrected.data_setitem((np.full(ys.size, i), ys, xs), np.asarray(truth[i])[ys, xs])
-        widget._on_reviewed([i])
         picked.append(i)
     return picked
 
 
 def loop_screenshots(viewer, widget, out: Path) -> None:
     """Suggestions, a fine-tune on the reviewed frames, a re-run and the evaluation."""
-    from qtpy.QtWidgets import QScrollArea
-
-    loop = widget._loop
-    loop.suggest.set_distance_weight(1.0)
+    s = widget.sections
+    click_box(s.suggest.controls["spread over the video"])
     picked = correct_suggested(viewer, widget, 4)
-    widget._loop.next_suggested()
+    click(s.suggest.controls["Next suggested frame"])
     settle()
-    widget_png(loop.suggest, out / "suggest.png")
+    widget_png(s.suggest, out / "suggest.png")
     print(f"corrected suggested frames {picked}")
 
-    loop.finetune.set_budget(epochs=30, rl_iters=30)
-    loop.finetune.set_device("cpu")
-    loop.start_finetune()
-    wait_until(lambda: not loop.is_finetuning)
-    print(loop.finetune.status())
-    loop.rerun_unreviewed()
-    wait_until(lambda: not widget.is_running)
-    loop.refresh()
-    loop.run_evaluation()
-    wait_until(lambda: not loop.is_evaluating)
+    finetune = s.finetune.controls
+    finetune["Epochs"].setValue(30)
+    finetune["RL iterations"].setValue(30)
+    choose(finetune["Device"], "cpu")
+    click(finetune["Fine-tune"])
+    wait_idle(widget)
+    print(s.finetune.status())
+    click(finetune["Re-run unreviewed frames"])
+    wait_idle(widget)
+    choose(s.evaluate.controls["Ground truth"], "ground truth")
+    click(s.evaluate.controls["Evaluate"])
+    wait_idle(widget)
     settle()
-    widget_png(loop.finetune, out / "finetune.png")
-    widget_png(loop.evaluate, out / "evaluate.png")
+    widget_png(s.finetune, out / "finetune.png")
+    widget_png(s.evaluate, out / "evaluate.png")
     for layer in viewer.layers:
         layer.visible = layer.name in ("synthetic clip", "corrected")
     viewer.dims.set_current_step(0, FRAME + 2)
-    bar = widget.findChild(QScrollArea).verticalScrollBar()
-    bar.setValue(bar.maximum())  # the dock scrolled down to the fine-tune and evaluation
+    scroll_dock(widget, top=False)  # down to the fine-tune and evaluation
     settle()
     save_small(viewer.screenshot(canvas_only=False, flash=False), out / "loop.png")
 
@@ -160,43 +168,48 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    viewer, widget = open_demo_viewer(frames=args.frames)
-    if not wait_for(widget, timeout=900):
-        raise SystemExit("the run did not finish")
-    steps = widget.session.steps
+    viewer, widget = open_demo_viewer(frames=args.frames)  # Run is clicked
+    wait_idle(widget)
+    s = widget.sections
+    steps = widget.controller.session.steps
     viewer.dims.set_current_step(0, FRAME)
+    scroll_dock(widget, top=True)
     settle()
     save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "overview.png")
 
     names = ["zero-shot", "step 0", f"step {steps}", "ground truth"]
     steps_montage(viewer, names, args.out / "steps.png")
-
-    corrected = viewer.layers["corrected"]
-    for layer in viewer.layers:
-        layer.visible = layer.name in ("synthetic clip", "corrected")
-    corrected.opacity = 0.6
-    widget.pick_class("instrument-shaft")
-    corrected.mode = "paint"
-    corrected.brush_size = 18
-    corrected._begin_stroke()
-    for x in range(60, 200, 6):
-        corrected.paint((FRAME, 128 + (x - 60) // 6, x), corrected.selected_label)
-    corrected._commit_stroke()
-    settle()
+    paint_correction(viewer, widget)
     save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "correct.png")
 
     viewer.dims.set_current_step(0, FRAME + 1)
-    widget.accept_step(steps)
+    click(s.review.controls["Accept step"])
     with tempfile.TemporaryDirectory() as tmp:
-        widget.export(str(Path(tmp) / "seq_1"))
-        while widget._export_worker is not None:
-            settle(1)
+        type_into(s.export.controls["Folder"], str(Path(tmp) / "seq_1"))
+        click(s.export.controls["Export reviewed frames"])
+        wait_idle(widget)
         settle()
-        widget._export.set_out_dir("~/annotations/seq_1")
+        type_into(s.export.controls["Folder"], "~/annotations/seq_1")
         widget_png(widget, args.out / "review_export.png")
     loop_screenshots(viewer, widget, args.out)
     viewer.close()
     return 0
+
+
+def paint_correction(viewer, widget) -> None:
+    """Pick the class in the dock, then one brush stroke on "corrected" as napari's brush
+    records it (``paint`` calls inside one history block)."""
+    corrected = viewer.layers["corrected"]
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("synthetic clip", "corrected")
+    corrected.opacity = 0.6
+    choose(widget.sections.review.controls["Paint class"], "instrument-shaft")
+    corrected.mode = "paint"
+    corrected.brush_size = 18
+    with corrected.block_history():
+        for x in range(60, 200, 6):
+            corrected.paint((FRAME, 128 + (x - 60) // 6, x), corrected.selected_label)
+    settle()
 
 
 if __name__ == "__main__":

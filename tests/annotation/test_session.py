@@ -90,8 +90,11 @@ def test_changing_steps_keeps_corrections(session, frames):
     list(predict_sequence(FakePredictor(), frames, range(T), session))
     session.array(CORRECTED)[0] = 3
     session.mark_reviewed([0])
+    last = np.asarray(session.array(f"step {session.steps}")[1]).copy()
     assert session.set_model(steps=4, checkpoint=None, checkpoint_hash=None, model="tiny-test")
-    assert session.layer_names[:-1] == proposal_labels(4) and session.predicted == []
+    # the previous proposals stay until a run replaces them; new steps start as the last one
+    assert session.layer_names[:-1] == proposal_labels(4) and session.predicted == list(range(T))
+    np.testing.assert_array_equal(session.array("step 4")[1], last)
     assert (session.array(CORRECTED)[0] == 3).all() and session.reviewed == [0]
     assert not session.set_model(steps=4, checkpoint=None, checkpoint_hash=None, model="tiny-test")
 

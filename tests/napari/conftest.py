@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cliprl_gui import add_clip, make_widget, tiny_spec, wait_run
+from cliprl_gui import N_FRAMES, SIZE, add_clip, make_dock, run_all, tiny_spec
 
 from napari_cliprl.annotation.models import PredictorCache
 
@@ -25,8 +25,6 @@ def predictors() -> PredictorCache:
 
 @pytest.fixture
 def small_clip() -> Any:
-    from cliprl_gui import N_FRAMES, SIZE
-
     from napari_cliprl.io.sample import synthetic_clip
 
     return synthetic_clip(n_frames=N_FRAMES, size=SIZE, seed=1)
@@ -40,10 +38,11 @@ def annotator(
     small_clip: Any,
     tmp_path: Path,
 ) -> tuple[Any, Any]:
-    """(viewer, widget) after a finished run on the small clip (session in tmp_path)."""
+    """(viewer, widget) after Run was clicked on all frames of the small clip and the run
+    and its layers are done (session in tmp_path)."""
     viewer = make_napari_viewer()
     add_clip(viewer, small_clip)
-    widget = make_widget(viewer, predictors, tmp_path / "session")
-    widget.run()
-    wait_run(qtbot, widget)
+    widget = make_dock(viewer, qtbot, predictors, tmp_path / "session")
+    run_all(qtbot, widget)
+    assert widget.sections.run.status().startswith("Done"), widget.sections.run.status()
     return viewer, widget

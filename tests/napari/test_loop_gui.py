@@ -1,21 +1,30 @@
-"""Closing the loop in the annotator: fine-tune, suggestions, evaluation, propagation."""
+"""Closing the loop from the dock's controls: Fine-tune (and Cancel), the command line and
+Copy, Re-run unreviewed frames, Evaluate, and propagation."""
 
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 from cliprl_gui import (
     N_FRAMES,
-    RUN_TIMEOUT_MS,
     STEPS,
+    TIMEOUT_MS,
     FixedCache,
     add_clip,
-    make_widget,
+    choose,
+    click,
+    click_box,
+    make_dock,
+    messages,
     n_records,
-    wait_run,
+    run_all,
+    wait_idle,
 )
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
 
 from napari_cliprl.annotation.finetune_job import LINEAGE_FILE
 from napari_cliprl.metrics import evaluate_frames
@@ -23,109 +32,150 @@ from napari_cliprl.metrics import evaluate_frames
 pytestmark = pytest.mark.gui
 
 
-def wait_finetune(qtbot, widget) -> None:
-    qtbot.waitUntil(lambda: not widget._loop.is_finetuning, timeout=RUN_TIMEOUT_MS)
-
-
-def review(widget, viewer, frame: int) -> None:
+def review(qtbot, widget, viewer, frame: int) -> None:
+    """Accept step 0 of ``frame`` (it differs from the last step: "corrected" changes)."""
     viewer.dims.set_current_step(0, frame)
-    widget.accept_step(0)  # step 0 differs from the last step: "corrected" changes
+    controls = widget.sections.review.controls
+    controls["Step"].setValue(0)
+    click(qtbot, controls["Accept step"])
 
 
-def test_finetune_swaps_model_and_reruns_only_unreviewed_frames(annotator, qtbot):
+def option(command: str, name: str) -> str | None:
+    """The value of option ``name`` in a command line."""
+    args = shlex.split(command)
+    return args[args.index(name) + 1] if name in args else None
+
+
+def set_budget(widget, epochs: int, rl_iters: int) -> None:
+    controls = widget.sections.finetune.controls
+    controls["Epochs"].setValue(epochs)
+    controls["RL iterations"].setValue(rl_iters)
+    choose(controls["Device"], "cpu")
+
+
+def test_finetune_click_swaps_the_model_and_rerun_predicts_only_unreviewed(annotator, qtbot):
     viewer, widget = annotator
     for frame in (0, 2):
-        review(widget, viewer, frame)
-    session = widget.session
+        review(qtbot, widget, viewer, frame)
+    session = widget.controller.session
     kept = {i: np.asarray(session.array("corrected")[i]).copy() for i in (0, 2)}
-    loop = widget._loop
-    assert "cliprl finetune --data" in loop.finetune.command()
-    assert "ft-001" in loop.finetune.command()
-    loop.finetune.set_budget(epochs=1, rl_iters=1)
-    loop.finetune.set_device("cpu")
-    before = n_records()
-    loop.finetune._start_button.click()
-    assert loop.is_finetuning
-    wait_finetune(qtbot, widget)
-    from napari.utils.notifications import notification_manager
-
-    messages = [n.message for n in notification_manager.records[before:]]
-    assert any("Fine-tuning on the CPU (2 frames): about" in m for m in messages)
+    finetune = widget.sections.finetune
+    controls = finetune.controls
+    set_budget(widget, 1, 1)
+    command = finetune.command()
+    assert "cliprl finetune --data" in command and "ft-001" in command
+    assert option(command, "--epochs") == "1" and option(command, "--rl-iters") == "1"
+    assert option(command, "--device") == "cpu"
+    seen: list[str] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: seen.append(finetune.status()))
+    timer.start(20)
+    since = n_records()
+    click(qtbot, controls["Fine-tune"])
+    assert not controls["Fine-tune"].isEnabled() and controls["Cancel"].isEnabled()
+    wait_idle(qtbot, widget)
+    timer.stop()
     checkpoint = session.folder / "checkpoints" / "ft-001"
-    assert widget._model.spec().checkpoint == str(checkpoint), loop.finetune.status()
+    assert widget.sections.model.spec().checkpoint == str(checkpoint), finetune.status()
+    assert finetune.status().startswith("New model ft-001 selected (T* = ")
+    assert any("Fine-tuning on the CPU (2 frames):" in m for m in messages(since))
+    assert any(" left" in s for s in seen)  # the measured estimate was shown while training
+    assert widget.controller.training.first_estimate is not None
     lineage = json.loads((checkpoint / LINEAGE_FILE).read_text())
     assert lineage["frames"] == [0, 2] and lineage["base_architecture"] == "tiny-test"
-    assert loop.finetune._plot.loss  # the live curve received the losses
-    assert loop.finetune._rerun_button.isEnabled()
+    plot = finetune.plot()
+    assert plot.loss  # the live curve received the losses
+    assert plot.labels == {
+        "x": "epoch, then RL update",
+        "y": "loss",
+        "y2": "validation mIoU (1 frame)",
+    }
+    assert "ft-002" in finetune.command()  # the next run's folders
 
-    loop.finetune._rerun_button.click()
-    wait_run(qtbot, widget)
-    session = widget.session
+    click(qtbot, controls["Re-run unreviewed frames"])
+    qtbot.waitUntil(lambda: widget.busy, timeout=TIMEOUT_MS)
+    wait_idle(qtbot, widget)
     assert session.info.checkpoint == str(checkpoint)
-    assert session.predicted == [1, 3]  # only the unreviewed frames were re-run
+    assert widget.sections.run.status() == "Done: 2 frames predicted."
     for i, labels in kept.items():
         np.testing.assert_array_equal(np.asarray(session.array("corrected")[i]), labels)
     last = np.asarray(session.array(f"step {session.steps}")[1])
     np.testing.assert_array_equal(np.asarray(session.array("corrected")[1]), last)
+    names = [layer.name for layer in viewer.layers]
+    assert names[-(session.steps + 3) :] == [
+        "zero-shot",
+        *(f"step {t}" for t in range(session.steps + 1)),
+        "corrected",
+    ]
 
 
-def test_cancelled_finetune_keeps_the_previous_model(annotator, qtbot):
+def test_cancelled_finetune_offers_nothing(annotator, qtbot):
     viewer, widget = annotator
-    review(widget, viewer, 1)
-    loop = widget._loop
-    spec = widget._model.spec()
-    loop.finetune.set_budget(epochs=200, rl_iters=500)
-    loop.finetune.set_device("cpu")
-    loop.start_finetune()
-    qtbot.waitUntil(lambda: len(loop._history) >= 1, timeout=RUN_TIMEOUT_MS)
-    loop.finetune._cancel_button.click()
-    wait_finetune(qtbot, widget)
-    assert widget._model.spec() == spec  # still the tiny-test architecture, no checkpoint
-    assert "cancelled" in loop.finetune.status()
-    assert not loop.finetune._rerun_button.isEnabled()
-    assert loop.finetune._start_button.isEnabled()
+    review(qtbot, widget, viewer, 1)
+    finetune = widget.sections.finetune
+    controls = finetune.controls
+    spec = widget.sections.model.spec()
+    set_budget(widget, 200, 500)
+    click(qtbot, controls["Fine-tune"])
+    qtbot.waitUntil(lambda: "epoch" in finetune.status(), timeout=TIMEOUT_MS)
+    click(qtbot, controls["Cancel"])
+    wait_idle(qtbot, widget)
+    assert widget.sections.model.spec() == spec  # still the tiny-test architecture
+    assert finetune.status().startswith("Fine-tune cancelled: no new model")
+    assert not controls["Re-run unreviewed frames"].isEnabled()
+    assert controls["Fine-tune"].isEnabled() and not controls["Cancel"].isEnabled()
 
 
-def test_suggestions_change_after_review(annotator):
+def test_command_follows_the_options_and_copy_exports_its_data(annotator, qtbot):
     viewer, widget = annotator
-    session = widget.session
-    assert np.isfinite(session.uncertainty()).all()  # stored for every predicted frame
-    loop = widget._loop
-    first = loop.next_suggested()
-    assert viewer.dims.current_step[0] == first
-    assert loop.suggest.ranking_text().startswith(f"frame {first}")
-    widget.accept_step()
-    assert session.is_reviewed(first)
-    second = loop.next_suggested()
-    assert second != first and second is not None
-    assert f"frame {first}" not in loop.suggest.ranking_text()
-    stored = json.loads((session.folder / "session.json").read_text())["uncertainty"]
-    assert sorted(int(k) for k in stored) == list(range(N_FRAMES))
+    review(qtbot, widget, viewer, 1)
+    finetune = widget.sections.finetune
+    controls = finetune.controls
+    controls["Epochs"].setValue(7)
+    assert option(finetune.command(), "--epochs") == "7"  # it follows the options, no click
+    controls["RL iterations"].setValue(3)
+    assert option(finetune.command(), "--rl-iters") == "3"
+    assert option(finetune.command(), "--imitation-iters") == "3"
+    choose(controls["Device"], "cpu")
+    assert option(finetune.command(), "--device") == "cpu"
+    model = widget.sections.model.controls
+    choose(model["Model from"], "checkpoint")
+    assert "--from" in finetune.command()
+    choose(model["Model from"], "architecture")
+    assert "--arch tiny-test" in finetune.command()
+    click(qtbot, controls["Copy"])
+    data = widget.controller.session.folder / "training" / "ft-001"
+    qtbot.waitUntil(lambda: (data / "manifest.json").is_file(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: QApplication.clipboard().text() == finetune.command(), timeout=TIMEOUT_MS
+    )
+    assert sorted(p.name for p in (data / "labels").iterdir()) == ["frame001.png"]
 
 
-def test_evaluation_shows_table_and_chart_with_ground_truth(annotator, qtbot, small_clip):
+def test_evaluate_click_shows_table_and_chart(annotator, qtbot, small_clip):
     from napari_cliprl._napari._layers import labels_layer_data
 
     viewer, widget = annotator
     data, kwargs, _ = labels_layer_data(small_clip.labels, small_clip.schema, "ground truth")
     viewer.add_labels(data, **kwargs)
-    loop = widget._loop
-    assert loop.evaluate.truth_layer() == "ground truth"
-    loop.evaluate._evaluate_button.click()
-    qtbot.waitUntil(lambda: not loop.is_evaluating, timeout=RUN_TIMEOUT_MS)
-    shown = loop.evaluate.table_values()
+    evaluate = widget.sections.evaluate
+    assert evaluate.truth_layer() == "ground truth"
+    click(qtbot, evaluate.controls["Evaluate"])
+    qtbot.waitUntil(lambda: bool(evaluate.table_values()), timeout=TIMEOUT_MS)
+    wait_idle(qtbot, widget)
+    shown = evaluate.table_values()
     layers = ["zero-shot", *(f"step {t}" for t in range(STEPS + 1))]
     assert list(shown) == layers
-    session, k = widget.session, small_clip.schema.num_classes
+    session, k = widget.controller.session, small_clip.schema.num_classes
     for name in layers:
         preds = [np.asarray(session.array(name)[i]) for i in range(N_FRAMES)]
         expected = evaluate_frames(preds, small_clip.labels, k)
         assert shown[name] == pytest.approx(
             [expected[c] for c in ("challenge_iou", "iou", "mciou", "miou")], nan_ok=True
         )
-    assert list(loop.evaluate._chart.series) == layers
-    assert loop.evaluate._chart.classes  # grouped bars for the classes present
-    assert loop.evaluate.status().startswith("4 frames")
+    assert list(evaluate.chart().series) == layers
+    assert evaluate.chart().classes  # grouped bars for the classes present
+    assert evaluate.status() == "4 frames with predictions and ground truth."
 
 
 class PriorPredictor:
@@ -144,27 +194,13 @@ class PriorPredictor:
         return SimpleNamespace(zero_shot=np.zeros((h, w), np.uint8), steps=maps, entropy=[0.5])
 
 
-def test_propagation_option_passes_previous_frame(
-    make_napari_viewer, qtbot, predictors, small_clip, tmp_path
-):
+def test_propagate_box_passes_the_previous_frame(make_napari_viewer, qtbot, small_clip, tmp_path):
     viewer = make_napari_viewer()
     add_clip(viewer, small_clip)
     predictor = PriorPredictor()
-    widget = make_widget(viewer, FixedCache(predictor), tmp_path / "s")
-    widget._run.set_propagate(True)
-    widget.run()
-    wait_run(qtbot, widget)
+    widget = make_dock(viewer, qtbot, FixedCache(predictor), tmp_path / "s")
+    click_box(qtbot, widget.sections.run.propagate_box)
+    run_all(qtbot, widget)
     assert predictor.priors[0] is None and all(p is not None for p in predictor.priors[1:])
-    corrected = widget.session.array("corrected")
+    corrected = widget.controller.session.array("corrected")
     assert [int(corrected[i][0, 0]) for i in range(N_FRAMES)] == [1, 2, 3, 4]
-
-    widget._predictors = predictors  # the real tiny model, with or without prior= support
-    before = n_records()
-    widget.run()
-    wait_run(qtbot, widget)
-    from napari.utils.notifications import notification_manager
-
-    assert widget.session.predicted == list(range(N_FRAMES))
-    messages = [n.message for n in notification_manager.records[before:]]
-    # every predictor takes a prior (the Predictor protocol): no "predicted independently"
-    assert not any("predicted independently" in m for m in messages)

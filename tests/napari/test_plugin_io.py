@@ -108,3 +108,17 @@ def test_writer_and_reader_round_trip(make_napari_viewer, tmp_path):
     assert len(list((only / "labels").iterdir())) == 4 and not (only / "left_frames").exists()
     with pytest.raises(FileExistsError):  # never overwrites
         viewer.layers.save(str(only), selected=True, plugin=PLUGIN)
+
+
+def test_the_guide_names_the_reader_as_napari_offers_it(make_napari_viewer, tmp_path):
+    """napari's "which reader?" dialog lists a plugin by its manifest's display name."""
+    make_napari_viewer()  # discovers plugins
+    video = tmp_path / "clip.mp4"
+    _write_video(video)
+    manifest = PluginManager.instance().get_manifest(PLUGIN)
+    offered = {
+        r.plugin_name for r in PluginManager.instance().iter_compatible_readers([str(video)])
+    }
+    assert PLUGIN in offered
+    guide = (Path(__file__).parents[2] / "docs" / "user-guide.md").read_text()
+    assert f"choose **{manifest.display_name}**" in guide

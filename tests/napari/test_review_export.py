@@ -1,130 +1,159 @@
-"""Reviewing, correcting, exporting and restoring a session."""
+"""Reviewing and correcting from the dock's controls: edits mark frames reviewed and undo
+takes the mark back, Accept step, Un-review, Next unreviewed, Paint class, suggestions, and
+Export with its overwrite question."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from cliprl_gui import N_FRAMES, STEPS, add_clip, make_widget, wait_export, wait_run
+from cliprl_gui import (
+    STEPS,
+    DialogAnswer,
+    choose,
+    click,
+    click_box,
+    paint,
+    type_text,
+    wait_idle,
+)
+from qtpy.QtCore import Qt
 
+from napari_cliprl.annotation.suggest import suggest_frames
 from napari_cliprl.io import read_labeled
 
 pytestmark = pytest.mark.gui
 
 
-def _paint(viewer, frame: int, label: int) -> None:
-    corrected = viewer.layers["corrected"]
-    viewer.dims.set_current_step(0, frame)
-    corrected.brush_size = 9
-    corrected._begin_stroke()
-    corrected.paint((frame, 20, 30), label)
-    corrected._commit_stroke()
+def reviewed(widget) -> list[int]:
+    return widget.controller.session.reviewed
 
 
-def test_an_edit_marks_the_frame_reviewed_and_undo_works(annotator):
+def test_an_edit_marks_the_frame_reviewed_and_its_undo_takes_it_back(annotator, qtbot):
     viewer, widget = annotator
     corrected = viewer.layers["corrected"]
     before = np.asarray(corrected.data[1]).copy()
-    _paint(viewer, 1, 4)
-    assert widget.session.reviewed == [1]
-    assert widget._review.count_text() == "1 / 4 reviewed"
+    paint(viewer, 1, 4)
+    assert reviewed(widget) == [1]
+    assert widget.sections.review.count_text() == "1 / 4 reviewed"
     assert np.asarray(corrected.data[1])[20, 30] == 4
+    paint(viewer, 1, 5, at=(40, 50))  # a second edit of a reviewed frame
+    corrected.undo()
+    assert reviewed(widget) == [1]  # the first edit still stands
     corrected.undo()
     np.testing.assert_array_equal(np.asarray(corrected.data[1]), before)
-    assert widget.next_unreviewed() == 2
-    assert viewer.dims.current_step[0] == 2
+    assert reviewed(widget) == []
+    assert widget.sections.review.count_text() == "0 / 4 reviewed"
+    corrected.redo()
+    assert reviewed(widget) == [1]
+
+    # Ctrl+Z on the canvas, as a person undoes
+    viewer.layers.selection.active = corrected
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: reviewed(widget) == [], timeout=10_000)
+    np.testing.assert_array_equal(np.asarray(corrected.data[1]), before)
 
 
-def test_accept_step_copies_it_undoably(annotator):
+def test_accept_step_copies_it_undoably_and_unreview_takes_the_mark_back(annotator, qtbot):
     viewer, widget = annotator
+    review = widget.sections.review.controls
     corrected = viewer.layers["corrected"]
     viewer.dims.set_current_step(0, 3)
-    corrected.data[3] = 0  # make the copy visible
-    widget.accept_step(0)
+    review["Step"].setValue(0)
+    click(qtbot, review["Accept step"])
     step0 = np.asarray(viewer.layers["step 0"].data[3])
     np.testing.assert_array_equal(np.asarray(corrected.data[3]), step0)
-    assert widget.session.is_reviewed(3)
-    if step0.any():
-        corrected.undo()
-        assert not np.asarray(corrected.data[3]).any()
-
-
-def test_export_writes_reviewed_frames_only_and_refuses_to_overwrite(annotator, qtbot, tmp_path):
-    viewer, widget = annotator
-    _paint(viewer, 0, 4)
+    assert reviewed(widget) == [3]
+    if not np.array_equal(step0, np.asarray(viewer.layers[f"step {STEPS}"].data[3])):
+        corrected.undo()  # the copy was one edit: undoing it un-reviews the frame
+        assert reviewed(widget) == []
+        click(qtbot, review["Accept step"])
     viewer.dims.set_current_step(0, 2)
-    widget.accept_step(STEPS)
+    review["Step"].setValue(STEPS)
+    click(qtbot, review["Accept step"])  # the last step is already there: reviewed as is
+    assert reviewed(widget) == [2, 3]
+    click(qtbot, review["Un-review frame"])
+    assert reviewed(widget) == [3]
+    assert widget.sections.review.count_text() == "1 / 4 reviewed"
+
+
+def test_next_unreviewed_and_paint_class(annotator, qtbot):
+    viewer, widget = annotator
+    review = widget.sections.review.controls
+    paint(viewer, 1, 4)
+    viewer.dims.set_current_step(0, 0)
+    click(qtbot, review["Next unreviewed frame"])
+    assert viewer.dims.current_step[0] == 2  # frame 1 is reviewed
+    choose(review["Paint class"], "kidney-parenchyma")
+    corrected = viewer.layers["corrected"]
+    assert corrected.selected_label == 4
+    assert viewer.layers.selection.active is corrected
+    corrected.selected_label = 2  # napari's own label control: the picker follows
+    assert review["Paint class"].currentText() == "instrument-clasper"
+
+
+def test_next_suggested_and_spread(annotator, qtbot):
+    viewer, widget = annotator
+    suggest = widget.sections.suggest
+    controls = suggest.controls
+    session = widget.controller.session
+    assert np.isfinite(session.uncertainty()).all()
+    click(qtbot, controls["Next suggested frame"])
+    first = viewer.dims.current_step[0]
+    assert suggest.ranking_text().startswith(f"frame {first}")
+    click(qtbot, widget.sections.review.controls["Accept step"])
+    assert session.is_reviewed(first)
+    assert f"frame {first}" not in suggest.ranking_text()
+    click(qtbot, controls["Next suggested frame"])
+    assert viewer.dims.current_step[0] != first
+    click_box(qtbot, controls["spread over the video"])
+    assert controls["weight"].isEnabled()
+    controls["weight"].setValue(10.0)
+    assert suggest.ranking_text() == shown(suggest_frames(session, 10.0))
+    click_box(qtbot, controls["spread over the video"])
+    assert not controls["weight"].isEnabled()
+    assert suggest.ranking_text() == shown(suggest_frames(session, 0.0))
+
+
+def shown(frames: list[int]) -> str:
+    return ", ".join(f"frame {i}" for i in frames[:5])
+
+
+def test_export_click_writes_reviewed_frames_and_asks_before_overwriting(
+    annotator, qtbot, tmp_path
+):
+    viewer, widget = annotator
+    export = widget.sections.export.controls
+    paint(viewer, 0, 4)
+    viewer.dims.set_current_step(0, 2)
+    click(qtbot, widget.sections.review.controls["Accept step"])
     out = tmp_path / "export"
-    widget.export(str(out))
-    wait_export(qtbot, widget)
+    type_text(qtbot, export["Folder"], str(out))
+    click(qtbot, export["Export reviewed frames"])
+    wait_idle(qtbot, widget)
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["frame000.png", "frame002.png"]
     assert sorted(p.name for p in (out / "left_frames").iterdir()) == [
         "frame000.png",
         "frame002.png",
     ]
+    assert widget.sections.export.status() == f"Exported 2 reviewed frames to {out}."
     seq = read_labeled(out)
     assert seq.reviewed == [True, True] and seq.indices == [0, 2]
     np.testing.assert_array_equal(seq.labels(0), np.asarray(viewer.layers["corrected"].data[0]))
 
-    asked = []
-    widget._export._confirm_overwrite = lambda message: asked.append(message) or False
     stamp = (out / "labels" / "frame000.png").stat().st_mtime_ns
-    widget.export(str(out))
-    wait_export(qtbot, widget)
-    assert len(asked) == 1 and "exists" in asked[0]
+    answer = DialogAnswer("No")
+    click(qtbot, export["Export reviewed frames"])
+    qtbot.waitUntil(lambda: len(answer.texts) == 1, timeout=60_000)
+    wait_idle(qtbot, widget)
+    assert "exists" in answer.texts[0]
     assert (out / "labels" / "frame000.png").stat().st_mtime_ns == stamp
+    assert "no file was overwritten" in widget.sections.export.status()
 
-    widget._export._confirm_overwrite = lambda message: True
-    widget.export(str(out))
-    wait_export(qtbot, widget)
-    qtbot.waitUntil(lambda: widget._export_worker is None, timeout=10_000)
+    answer = DialogAnswer("Yes")
+    click(qtbot, export["Export reviewed frames"])
+    qtbot.waitUntil(lambda: len(answer.texts) == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: "Exported" in widget.sections.export.status(), timeout=60_000)
+    wait_idle(qtbot, widget)
     assert (out / "labels" / "frame000.png").stat().st_mtime_ns != stamp
-
-
-def test_session_restores_edits_after_the_viewer_closes(
-    make_napari_viewer, qtbot, predictors, small_clip, tmp_path
-):
-    folder = tmp_path / "session"
-    viewer = make_napari_viewer()
-    add_clip(viewer, small_clip)
-    widget = make_widget(viewer, predictors, folder)
-    widget.run()
-    wait_run(qtbot, widget)
-    _paint(viewer, 1, 8)
-    painted = np.asarray(viewer.layers["corrected"].data[1]).copy()
-    viewer.close()
-
-    viewer2 = make_napari_viewer()
-    add_clip(viewer2, small_clip)
-    widget2 = make_widget(viewer2, predictors, folder)
-    assert widget2.restore_session() is True
-    assert widget2.session.reviewed == [1]
-    assert widget2._review.count_text() == f"1 / {N_FRAMES} reviewed"
-    np.testing.assert_array_equal(np.asarray(viewer2.layers["corrected"].data[1]), painted)
-    assert viewer2.layers["corrected"].editable
-
-
-def test_reopening_a_video_offers_its_session(make_napari_viewer, qtbot, predictors, tmp_path):
-    from napari.utils.notifications import notification_manager
-    from test_plugin_io import _write_video
-
-    video = tmp_path / "case.mp4"
-    _write_video(video)
-    viewer = make_napari_viewer()
-    viewer.open(str(video), plugin="napari-cliprl")
-    widget = make_widget(viewer, predictors)
-    widget.run()
-    wait_run(qtbot, widget)
-    assert widget.session.folder == tmp_path / "case.mp4.cliprl-session"
-    _paint(viewer, 2, 1)
-    viewer.close()
-
-    viewer2 = make_napari_viewer()
-    make_widget(viewer2, predictors)
-    before = len(notification_manager.records)
-    viewer2.open(str(video), plugin="napari-cliprl")
-    offers = [n for n in notification_manager.records[before:] if n.actions]
-    assert len(offers) == 1 and "1 reviewed frames" in offers[0].message
-    ((label, restore),) = offers[0].actions
-    assert label == "Restore"
-    restore(None)
-    assert viewer2.layers["corrected"].data[2, 20, 30] == 1

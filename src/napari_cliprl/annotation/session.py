@@ -337,28 +337,34 @@ class Session:
         return sorted(changed)
 
     def set_model(self, *, steps: int, **model: Any) -> bool:
-        """Switch to a model with ``steps`` refinement steps; stale proposals are cleared.
+        """Record the model that predicts from now on, with ``steps`` refinement steps.
 
-        ``model``: checkpoint, checkpoint_hash, model (architecture). ``corrected`` and the
-        reviewed flags are kept. Returns True when the proposal arrays were replaced.
+        ``model``: checkpoint, checkpoint_hash, model (architecture). Nothing is discarded:
+        the previous model's proposals, their uncertainty, ``corrected`` and the reviewed
+        flags stay until a run replaces them frame by frame. With more steps than before,
+        the new step maps of already predicted frames start as their last step (an agent
+        that stopped earlier); with fewer, the surplus step arrays stay on disk unused.
+        Call it only once the new model has loaded. Returns True when anything changed.
         """
         with self._lock:
             changed = any(getattr(self.info, k) != v for k, v in model.items())
-            changed |= steps != self.info.steps
-            if not changed:
+            old, new = self.info.steps, int(steps)
+            if not changed and new == old:
                 return False
-            for name in proposal_labels(self.info.steps):
-                if key_of(name) in self._group:
-                    del self._group[key_of(name)]
             for key, value in model.items():
                 setattr(self.info, key, value)
-            self.info.steps = int(steps)
-            for name in proposal_labels(self.info.steps):
-                self._create_array(name)
-            self._predicted.clear()
-            self._uncertainty.clear()
+            self.info.steps = new
+            for t in range(old + 1, new + 1):
+                self._extend_step(old, t)
         self.save()
         return True
+
+    def _extend_step(self, last: int, t: int) -> None:
+        """Create step ``t``'s array, each predicted frame starting as its step ``last``."""
+        array = self._create_array(step_label(t))
+        source = self._group[key_of(step_label(last))]
+        for i in sorted(self._predicted):
+            array[i] = source[i]
 
     def save(self) -> None:
         """Write session.json atomically, after the ``corrected`` chunk of every newly reviewed

@@ -1,4 +1,5 @@
-"""Data section: which image layer, which frames, where the session lives."""
+"""Data section: which image layer, which frames, where the session lives, and the saved
+session of the image (with its Restore button) while there is one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -25,6 +27,8 @@ class DataSection(QGroupBox):
     """Pick the image layer, the frames to run on, and optionally the session folder."""
 
     image_changed = Signal()
+    session_dir_changed = Signal()
+    restore_requested = Signal()
 
     def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__("Data", parent)
@@ -32,9 +36,8 @@ class DataSection(QGroupBox):
         self._image_combo = QComboBox()
         self._range_mode = QComboBox()
         self._range_mode.addItems(RANGE_MODES)
-        self._range_mode.setCurrentText("all frames")
-        self._start = QSpinBox()
-        self._stop = QSpinBox()
+        self._range_mode.setCurrentText("current frame")
+        self._start, self._stop = QSpinBox(), QSpinBox()
         for box, tip in ((self._start, "first frame"), (self._stop, "last frame (included)")):
             box.setRange(0, 0)
             box.setToolTip(tip)
@@ -42,26 +45,59 @@ class DataSection(QGroupBox):
         self._session_dir.setPlaceholderText("beside the video (default)")
         browse = QPushButton("…")
         browse.setToolTip("Choose a session folder")
-        browse.clicked.connect(self._browse_session)
+        browse.clicked.connect(lambda _checked=False: self._browse_session())
+        self._restore_text = QLabel("")
+        self._restore_text.setWordWrap(True)
+        self._restore_button = QPushButton("Restore")
+        self._restore_button.setToolTip("bring back the saved layers, edits and reviewed flags")
+        self._layout(browse)
+        self._range_mode.currentTextChanged.connect(self._update_enabled)
+        self._image_combo.currentTextChanged.connect(self._on_image_changed)
+        self._session_dir.editingFinished.connect(self.session_dir_changed.emit)
+        self._restore_button.clicked.connect(lambda _checked=False: self.restore_requested.emit())
+        self.show_restore_offer("")
+        self.refresh_layers()
+        self._update_enabled()
 
+    def _layout(self, browse: QPushButton) -> None:
         range_row = QHBoxLayout()
         range_row.addWidget(self._start)
         range_row.addWidget(self._stop)
         session_row = QHBoxLayout()
         session_row.addWidget(self._session_dir)
         session_row.addWidget(browse)
+        self._restore_row = QWidget()
+        restore_row = QHBoxLayout(self._restore_row)
+        restore_row.setContentsMargins(0, 0, 0, 0)
+        restore_row.addWidget(self._restore_text, 1)
+        restore_row.addWidget(self._restore_button)
         form = QFormLayout(self)
         form.addRow("Image", self._image_combo)
         form.addRow("Frames", self._range_mode)
         form.addRow("From / to", range_row)
         form.addRow("Session", session_row)
+        form.addRow(self._restore_row)
 
-        self._range_mode.currentTextChanged.connect(self._update_enabled)
-        self._image_combo.currentTextChanged.connect(self._on_image_changed)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(self.refresh_layers)
-        self.refresh_layers()
-        self._update_enabled()
+    # -- controls (for tests and scripts that operate them) ------------------------------
+    @property
+    def image_combo(self) -> QComboBox:
+        return self._image_combo
+
+    @property
+    def frames_combo(self) -> QComboBox:
+        return self._range_mode
+
+    @property
+    def range_spins(self) -> tuple[QSpinBox, QSpinBox]:
+        return self._start, self._stop
+
+    @property
+    def session_edit(self) -> QLineEdit:
+        return self._session_dir
+
+    @property
+    def restore_button(self) -> QPushButton:
+        return self._restore_button
 
     # -- state ---------------------------------------------------------------------------
     def image_layer(self) -> Image | None:
@@ -110,6 +146,20 @@ class DataSection(QGroupBox):
 
     def set_session_dir(self, folder: str) -> None:
         self._session_dir.setText(folder)
+        self.session_dir_changed.emit()
+
+    def show_restore_offer(self, text: str) -> None:
+        """Show the saved session line with its Restore button ("" hides it)."""
+        self._restore_text.setText(text)
+        self._restore_row.setVisible(bool(text))
+        self._restore_button.setEnabled(bool(text))
+
+    def restore_offer(self) -> str:
+        return self._restore_text.text() if self._restore_row.isVisibleTo(self) else ""
+
+    def set_restoring(self, busy: bool) -> None:
+        self._restore_button.setEnabled(not busy and bool(self._restore_text.text()))
+        self._restore_button.setText("Restoring…" if busy else "Restore")
 
     # -- callbacks -----------------------------------------------------------------------
     def refresh_layers(self, event: Any = None) -> None:
@@ -139,4 +189,4 @@ class DataSection(QGroupBox):
     def _browse_session(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Session folder")
         if folder:
-            self._session_dir.setText(folder)
+            self.set_session_dir(folder)

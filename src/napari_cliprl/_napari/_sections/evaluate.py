@@ -52,7 +52,14 @@ class EvaluateSection(StatusMixin, QGroupBox):
         form.addRow(self._status)
         form.addRow(self._table)
         form.addRow(self._chart)
-        self._evaluate_button.clicked.connect(self.evaluate_requested.emit)
+        self._evaluate_button.clicked.connect(lambda _checked=False: self.evaluate_requested.emit())
+
+    @property
+    def controls(self) -> dict[str, QWidget]:
+        return {"Ground truth": self._truth, "Evaluate": self._evaluate_button}
+
+    def chart(self) -> ClassIoUChart:
+        return self._chart
 
     def set_truth_layers(self, names: list[str]) -> None:
         current = self._truth.currentText()

@@ -1,4 +1,5 @@
-"""Review section: reviewed count, next unreviewed frame, class picker, accept a step."""
+"""Review section: reviewed count, next unreviewed frame, class picker, accept a step, and
+taking a frame's reviewed mark back."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class ReviewSection(QGroupBox):
 
     next_requested = Signal()
     accept_requested = Signal(int)  # step t
+    unreview_requested = Signal()
     class_picked = Signal(int)  # class id
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -36,20 +38,39 @@ class ReviewSection(QGroupBox):
         self._accept_button.setToolTip(
             "copy this step into 'corrected' for the current frame and mark it reviewed"
         )
+        self._unreview_button = QPushButton("Un-review frame")
+        self._unreview_button.setToolTip(
+            "take back the reviewed mark of the current frame (its labels stay as they are)"
+        )
         accept_row = QHBoxLayout()
         accept_row.addWidget(self._accept_step)
         accept_row.addWidget(self._accept_button)
         form = QFormLayout(self)
         form.addRow("Reviewed", self._count)
-        form.addRow(self._next_button)
+        next_row = QHBoxLayout()
+        next_row.addWidget(self._next_button)
+        next_row.addWidget(self._unreview_button)
+        form.addRow(next_row)
         form.addRow("Paint class", self._class_picker)
         form.addRow("Step", accept_row)
-        self._next_button.clicked.connect(self.next_requested.emit)
+        self._next_button.clicked.connect(lambda _checked=False: self.next_requested.emit())
+        self._unreview_button.clicked.connect(lambda _checked=False: self.unreview_requested.emit())
         self._accept_button.clicked.connect(
-            lambda: self.accept_requested.emit(self._accept_step.value())
+            lambda _checked=False: self.accept_requested.emit(self._accept_step.value())
         )
         self._class_picker.currentIndexChanged.connect(self._on_class_picked)
         self.setEnabled(False)
+
+    @property
+    def controls(self) -> dict[str, QWidget]:
+        """The section's controls by what they show."""
+        return {
+            "Next unreviewed frame": self._next_button,
+            "Un-review frame": self._unreview_button,
+            "Paint class": self._class_picker,
+            "Step": self._accept_step,
+            "Accept step": self._accept_button,
+        }
 
     def set_schema(self, schema: LabelSchema, steps: int) -> None:
         self._class_picker.blockSignals(True)
@@ -57,23 +78,19 @@ class ReviewSection(QGroupBox):
         for c in schema.classes:
             self._class_picker.addItem(c.name, c.id)
         self._class_picker.blockSignals(False)
+        self.set_steps(steps)
+        self.setEnabled(True)
+
+    def set_steps(self, steps: int) -> None:
+        """The steps a frame can accept (0 .. T); the last one is chosen."""
         self._accept_step.setRange(0, steps)
         self._accept_step.setValue(steps)
-        self.setEnabled(True)
 
     def set_count(self, reviewed: int, total: int) -> None:
         self._count.setText(f"{reviewed} / {total} reviewed")
 
     def count_text(self) -> str:
         return self._count.text()
-
-    def pick_class(self, name: str) -> None:
-        """Select the paint class by name (emits ``class_picked``)."""
-        index = self._class_picker.findText(name)
-        if index < 0:
-            raise KeyError(f"no class {name!r} in the picker")
-        self._class_picker.setCurrentIndex(index)
-        self._on_class_picked(index)
 
     def show_class(self, class_id: int) -> None:
         """Follow a label chosen elsewhere (napari's own label control), without emitting."""

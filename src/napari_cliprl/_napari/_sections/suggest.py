@@ -42,10 +42,18 @@ class SuggestSection(QGroupBox):
         form.addRow(self._next_button)
         form.addRow(spread_row)
         form.addRow("Next up", self._ranking)
-        self._next_button.clicked.connect(self.next_requested.emit)
+        self._next_button.clicked.connect(lambda _checked=False: self.next_requested.emit())
         self._spread.toggled.connect(self._weight.setEnabled)
         self._spread.toggled.connect(lambda *_: self.changed.emit())
         self._weight.valueChanged.connect(lambda *_: self.changed.emit())
+
+    @property
+    def controls(self) -> dict[str, QWidget]:
+        return {
+            "Next suggested frame": self._next_button,
+            "spread over the video": self._spread,
+            "weight": self._weight,
+        }
 
     def distance_weight(self) -> float:
         return self._weight.value() if self._spread.isChecked() else 0.0
