@@ -5,18 +5,24 @@ Layout (see :mod:`napari_cliprl.io.export`)::
     OUT/left_frames/<name>.png        the frame (``save_frames``), written first
     OUT/steps/zero_shot/labels/...    every proposal (``save_steps``)
     OUT/steps/step_<t>/labels/...
+    OUT/steps/propagated/labels/...   with propagation: the labels carried from the anchors
     OUT/labels/<name>.png             the last step, written last: it marks the frame done
     OUT/labels.json, OUT/schema.json  written once, before any label
     OUT/manifest.json                 every frame with a label file; reviewed flags kept
 
 A frame whose files all exist is skipped (resume) unless ``overwrite``. A frame that is
 predicted again loses its reviewed flag: the file no longer holds what a person checked.
+
+``anchors`` (frame index -> H x W uint8 labels, e.g. ``cliprl predict --corrections``) are
+reviewed frames: :meth:`write_anchors` writes them as the frames' label files, marked reviewed,
+and the other frames are predicted from them (``annotation.run``); so are frames OUT's own
+manifest marks reviewed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +57,7 @@ class OutputFolder:
         save_steps: bool = False,
         save_frames: bool = False,
         overwrite: bool = False,
+        anchors: Mapping[int, np.ndarray] | None = None,
     ) -> None:
         self.out = Path(out)
         self.schema = schema
@@ -66,6 +73,8 @@ class OutputFolder:
         self._listed = {int(f["index"]) for f in frames}
         self._reviewed = {int(f["index"]) for f in frames if f.get("reviewed")}
         self._written: set[int] = set()
+        self._anchors = {int(i): np.asarray(labels) for i, labels in (anchors or {}).items()}
+        self._reviewed |= set(self._anchors)
 
     @property
     def steps(self) -> int:
@@ -88,6 +97,28 @@ class OutputFolder:
     def is_reviewed(self, index: int) -> bool:
         return int(index) in self._reviewed
 
+    @property
+    def reviewed(self) -> list[int]:
+        """Frames whose labels are a person's: the anchors, and OUT's reviewed files."""
+        return sorted(i for i in self._reviewed if i < len(self.names))
+
+    def anchor_labels(self, index: int) -> np.ndarray:
+        labels = self._anchors.get(int(index))
+        if labels is None:
+            labels = self.seed_labels(index)
+        if labels is None:
+            raise ValueError(
+                f"frame {index} is marked reviewed but has no label file in {self.out}"
+            )
+        return labels
+
+    def write_anchors(self) -> None:
+        """Write each anchor as its frame's label file, marked reviewed (after :meth:`start`)."""
+        for i, labels in sorted(self._anchors.items()):
+            path = self.out / "labels" / f"{self.names[i]}.png"
+            write_png(path, encode_labels(labels, self.schema, str(path)), True)
+            self._written.add(i)
+
     def seed_labels(self, index: int) -> np.ndarray | None:
         path = self.out / "labels" / f"{self.names[index]}.png"
         if not path.is_file():
@@ -108,9 +139,13 @@ class OutputFolder:
         *,
         uncertainty: float | None = None,
         frame: np.ndarray | None = None,
+        propagated: np.ndarray | None = None,
     ) -> None:
         """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, label)."""
         paths = self.outputs(index)
+        if self.save_steps and propagated is not None:
+            path = self.out / "steps" / "propagated" / "labels" / f"{self.names[index]}.png"
+            write_png(path, encode_labels(np.asarray(propagated), self.schema, str(path)), True)
         maps = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
         if self.save_frames:
             if frame is None:

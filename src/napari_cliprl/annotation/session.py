@@ -5,7 +5,9 @@ A session folder (default ``<video>.cliprl-session/`` beside the video) holds::
     session.json     source, shape, schema, model, steps, reviewed and predicted frames,
                      the model's uncertainty per predicted frame (frame suggestions)
     labels.zarr/     one T x H x W uint8 array per layer, chunk = one frame:
-                     zero_shot, step_0 ... step_T (model proposals), corrected (edited)
+                     zero_shot, step_0 ... step_T (model proposals), corrected (edited),
+                     propagated (reviewed labels carried by optical flow; 255 = none yet)
+    flow.zarr/       optical flows of the video (``flow.FlowCache(frames, folder)``)
 
 Label stacks never live whole in memory: viewers index the zarr arrays frame by frame, and
 edits painted into ``corrected`` are on disk as soon as they are made, so a crashed or closed
@@ -35,6 +37,7 @@ STORE_NAME = "labels.zarr"
 SESSION_VERSION = 1
 ZERO_SHOT = ZERO_SHOT_LABEL
 CORRECTED = "corrected"
+PROPAGATED = "propagated"  # raw propagation of the reviewed frames (not in ``layer_names``)
 
 Progress = Callable[[int, int, str], None]
 
@@ -199,14 +202,14 @@ class Session:
                 "choose that schema or another session folder"
             )
 
-    def _create_array(self, name: str) -> zarr.Array:
+    def _create_array(self, name: str, fill_value: int = 0) -> zarr.Array:
         t, h, w = self.info.shape
         return self._group.create_array(
             key_of(name),
             shape=(t, h, w),
             chunks=(1, h, w),
             dtype="uint8",
-            fill_value=0,
+            fill_value=fill_value,
             overwrite=True,
         )
 
@@ -225,9 +228,12 @@ class Session:
         return [*proposal_labels(self.steps), CORRECTED]
 
     def array(self, name: str) -> zarr.Array:
-        """The T x H x W uint8 zarr array of layer ``name`` (chunk = one frame)."""
+        """The T x H x W uint8 zarr array of layer ``name`` (chunk = one frame); also
+        ``"propagated"`` (made on first use, 255 where nothing was propagated yet)."""
+        if name == PROPAGATED and PROPAGATED not in self._group:
+            self._create_array(name, fill_value=255)
         key = key_of(name)
-        if name not in self.layer_names or key not in self._group:
+        if name not in [*self.layer_names, PROPAGATED] or key not in self._group:
             raise KeyError(f"session has no layer {name!r}; layers: {self.layer_names}")
         return self._group[key]  # type: ignore[return-value]
 
@@ -275,6 +281,10 @@ class Session:
         """Always True: a run re-predicts its frames (reviewed corrections are never touched)."""
         return True
 
+    def anchor_labels(self, index: int) -> np.ndarray:
+        """The corrected labels of frame ``index`` (a reviewed frame: what is propagated)."""
+        return np.asarray(self.array(CORRECTED)[int(index)])
+
     def seed_labels(self, index: int) -> np.ndarray | None:
         """A reviewed frame's correction, else its last proposal; None if never predicted."""
         if self.is_reviewed(index):
@@ -291,11 +301,12 @@ class Session:
         *,
         uncertainty: float | None = None,
         frame: np.ndarray | None = None,
+        propagated: np.ndarray | None = None,
     ) -> None:
         """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids).
 
         ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`);
-        ``frame`` is not kept (the session refers to its source).
+        ``frame`` is not kept; ``propagated``: the labels carried from reviewed frames.
         """
         if len(steps) != self.steps + 1:
             raise SessionError(
@@ -303,6 +314,8 @@ class Session:
             )
         for name, labels in zip(proposal_labels(self.steps), [zero_shot, *steps]):
             self.array(name)[int(index)] = self._checked(labels, name)
+        if propagated is not None:
+            self.array(PROPAGATED)[int(index)] = self._checked(propagated, PROPAGATED)
         with self._lock:
             self._predicted.add(int(index))
             if uncertainty is not None and np.isfinite(uncertainty):
