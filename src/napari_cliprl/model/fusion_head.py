@@ -115,7 +115,7 @@ class FusionHead(nn.Module):
     alone and gives every cell ``initial_gain``.
     """
 
-    def __init__(self, *, num_classes: int, hidden: int = 32, initial_gain: float = 100.0) -> None:
+    def __init__(self, *, num_classes: int, hidden: int = 32, initial_gain: float = 1000.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.context_channels = context_channels_count(num_classes)
