@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +232,243 @@ def test_no_propagate_ignores_the_corrections(tmp_path, monkeypatch):
     assert contexts == [None, None]  # frames 0 and 2, each on its own
     assert main([*args, "--corrections", str(tmp_path / "corr"), "--overwrite"]) == 0
     assert [c.index for c in contexts[2:]] == [0, 2]  # now seen from frame 1
+
+
+# -- the output folder: never anyone else's files, reviewed means reviewed, kill-safe order ----
+CLIPRL = Path(sys.executable).parent / "cliprl"
+KILL_AT = """
+import os, sys
+import napari_cliprl.annotation.output_folder as output_folder
+from napari_cliprl.cli import main
+
+target, original = os.environ["KILL_AT"], output_folder.write_png
+
+
+def write_png(path, *args, **kwargs):
+    if str(path).endswith(target):
+        os._exit(137)  # as a kill -9 just before this file is written
+    return original(path, *args, **kwargs)
+
+
+output_folder.write_png = write_png
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def cliprl(*args: object, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """The console script as a user runs it (or, with ``kill_at``, killed before that file)."""
+    argv = [str(a) for a in args]
+    command = [sys.executable, "-c", KILL_AT, *argv] if kill_at else [str(CLIPRL), *argv]
+    env = os.environ | ({"KILL_AT": kill_at} if kill_at else {})
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` -> a digest of its content (what "nothing changed" means)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            out[key] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[key] = "dir"
+    return out
+
+
+def assert_refused(result: subprocess.CompletedProcess, names: Path, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("cliprl predict: error:"), result.stderr
+    assert str(names) in lines[0] and "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def _reviewed_export(folder: Path, source: Path, n: int = 4) -> Path:
+    """What the widget's Export writes: labels + frames + a manifest of reviewed frames."""
+    from napari_cliprl.io.export import make_manifest, write_labels
+
+    clip = synthetic_clip(n_frames=n, size=(64, 80), seed=11)
+    names = [f"frame{k:03d}" for k in range(n)]
+    manifest = make_manifest(source, ENDOVIS2018, [(m, k, True) for k, m in enumerate(names)])
+    write_labels(
+        folder,
+        dict(zip(names, clip.labels)),
+        ENDOVIS2018,
+        images=dict(zip(names, clip.frames)),
+        manifest=manifest,
+    )
+    return folder
+
+
+def _flags(out: Path) -> dict[int, bool]:
+    return {
+        f["index"]: f["reviewed"] for f in json.loads((out / "manifest.json").read_text())["frames"]
+    }
+
+
+def test_predict_never_writes_into_its_own_input(tmp_path):
+    exp = _reviewed_export(tmp_path / "exp", tmp_path / "exp")
+    before = tree(tmp_path)
+    result = cliprl("predict", exp, "--out", exp, "--overwrite", "--frames", "0:3", *TINY)
+    assert_refused(result, exp, "overlaps the input")
+    inside = cliprl("predict", exp, "--out", exp / "pred", *TINY)
+    assert_refused(inside, exp / "pred", "overlaps the input")
+    holder = cliprl("predict", exp / "left_frames", "--out", exp, "--overwrite", *TINY)
+    assert_refused(holder, exp, "overlaps the input")
+    assert tree(tmp_path) == before
+
+
+def test_overwriting_a_reviewed_label_clears_its_flag_first(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=12)
+    exp = _reviewed_export(tmp_path / "exp", seq.resolve())
+    kept = tree(exp / "labels")
+    killed = cliprl(
+        "predict", seq, "--out", exp, "--overwrite", "--frames", "0:3", *TINY,
+        kill_at="labels/frame001.png",
+    )  # fmt: skip
+    assert killed.returncode == 137
+    assert tree(exp / "labels")["frame000.png"] != kept["frame000.png"]  # replaced ...
+    assert _flags(exp) == {0: False, 1: False, 2: True, 3: True}  # ... so no longer reviewed
+    assert (
+        cliprl("predict", seq, "--out", exp, "--overwrite", "--frames", "0:3", *TINY).returncode
+        == 0
+    )
+    assert _flags(exp) == {0: False, 1: False, 2: False, 3: True}
+    assert tree(exp / "labels")["frame003.png"] == kept["frame003.png"]
+
+
+def test_a_killed_save_frames_run_leaves_nothing_reviewed_and_resumes_exactly(tmp_path):
+    from napari_cliprl.io.export import read_export
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=13)
+    source = tree(seq)
+    args = ["predict", seq, "--out", tmp_path / "out", "--save-frames", *TINY, "--steps", "1"]
+    first = cliprl(*args, kill_at="labels/frame000.png")  # before the first label
+    assert first.returncode == 137
+    out = tmp_path / "out"
+    assert _flags(out) == {} and (out / "left_frames" / "frame000.png").is_file()
+    with pytest.raises(ValueError):
+        read_export(out, reviewed_only=True)  # nothing here is training data
+    second = cliprl(*args, kill_at="labels/frame002.png")  # frame 2's image, not its label
+    assert second.returncode == 137
+    assert (out / "left_frames" / "frame002.png").is_file()
+    assert not (out / "labels" / "frame002.png").exists()
+    assert cliprl(*args).returncode == 0
+    reference = tmp_path / "reference"
+    assert (
+        cliprl(
+            "predict", seq, "--out", reference, "--save-frames", *TINY, "--steps", "1"
+        ).returncode
+        == 0
+    )
+    got, want = tree(out), tree(reference)
+    for digests in (got, want):
+        digests.pop("manifest.json"), digests.pop(".cliprl.lock")
+    assert got == want  # frame 2 was done again; every label has its frame
+    assert _flags(out) == dict.fromkeys(range(4), False)
+    assert tree(seq) == source  # nothing outside the output changed
+
+
+def test_a_ground_truth_folder_is_refused_and_left_untouched(tmp_path):
+    from PIL import Image
+
+    video = _write_video(tmp_path / "clip.mp4", synthetic_clip(n_frames=2, size=(64, 80)).frames)
+    gt = tmp_path / "seq_1"
+    for sub in ("left_frames", "labels"):
+        (gt / sub).mkdir(parents=True)
+        Image.new("RGB", (80, 64), (12, 34, 56)).save(gt / sub / "frame000.png")
+    custom = [{"name": "my-organ", "color": [12, 34, 56], "classid": 0}]
+    (gt / "labels.json").write_text(json.dumps(custom))
+    before = tree(tmp_path)
+    for extra in ([], ["--overwrite"]):
+        result = cliprl("predict", video, "--out", gt, *TINY, *extra)
+        assert_refused(result, gt, "no manifest.json")
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    before[str(mine.relative_to(tmp_path))] = "dir"
+    before["thesis/thesis.txt"] = hashlib.sha256(b"years of work").hexdigest()
+    assert_refused(cliprl("predict", video, "--out", mine, *TINY, "--overwrite"), mine)
+    assert tree(tmp_path) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cliprl("predict", video, "--out", empty, *TINY).returncode == 0
+
+
+def test_another_schema_is_refused_even_with_overwrite(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=14)
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0
+    before = tree(out)
+    other = cliprl(
+        "predict", seq, "--out", out, *TINY, "--schema", "endovis2017-binary", "--overwrite"
+    )
+    assert_refused(other, out, "endovis2017-binary")
+    assert tree(out) == before
+
+
+def test_resume_never_replaces_an_existing_label(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=15)
+    out = tmp_path / "out"
+    args = ["predict", seq, "--out", out, *TINY, "--steps", "1", "--save-steps"]
+    assert cliprl(*args).returncode == 0
+    hand = out / "labels" / "frame001.png"
+    from napari_cliprl.io.export import write_labels
+
+    write_labels(out, {"frame001": np.full((64, 80), 3, np.uint8)}, ENDOVIS2018, overwrite=True)
+    edited = hand.read_bytes()
+    (out / "steps" / "step_0" / "labels" / "frame001.png").unlink()
+    assert cliprl(*args).returncode == 0
+    assert hand.read_bytes() == edited  # a person's correction survives a resume
+    assert (out / "steps" / "step_0" / "labels" / "frame001.png").is_file()
+
+
+def test_temporaries_of_a_killed_run_are_removed_and_nothing_else(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=16)
+    out = tmp_path / "out"
+    args = ["predict", seq, "--out", out, *TINY, "--save-frames"]
+    assert cliprl(*args).returncode == 0
+    stale = [
+        out / ".schema.json.k2j3h4g5.tmp",
+        out / "labels" / ".frame001.png.abcd_123.tmp",
+        out / "left_frames" / ".frame000.png.zzzzzzzz.tmp",
+        out / ".cliprl-tmp-manifest.json.x8y7z6",
+    ]
+    mine = [out / "notes.tmp", out / "labels" / ".mine.tmp"]
+    for path in [*stale, *mine]:
+        path.write_text("left behind")
+    assert cliprl(*args).returncode == 0
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_text() == "left behind" for p in mine)
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from napari_cliprl.annotation.locking import FolderLock
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=17)
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0
+    lock = FolderLock.acquire(out)  # as a run in progress holds it
+    try:
+        before = tree(out)
+        result = cliprl("predict", seq, "--out", out, *TINY, "--overwrite")
+        assert_refused(result, out, f"pid {os.getpid()}")
+        assert tree(out) == before
+    finally:
+        lock.release()
+
+
+def test_manifest_entries_of_other_frames_keep_their_flags(tmp_path):
+    from napari_cliprl.io.export import make_manifest, write_labels
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=2, seed=18)
+    out = tmp_path / "out"
+    source = (seq / "left_frames").resolve()
+    manifest = make_manifest(source, ENDOVIS2018, [("extra", 7, True)])
+    write_labels(out, {"extra": np.zeros((64, 80), np.uint8)}, ENDOVIS2018, manifest=manifest)
+    assert main(["predict", str(seq), "--out", str(out), *TINY]) == 0
+    flags = {f["name"]: f["reviewed"] for f in read_manifest(out)["frames"]}
+    assert flags == {"frame000": False, "frame001": False, "extra": True}

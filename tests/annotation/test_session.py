@@ -78,6 +78,7 @@ def test_reviewed_flags_and_edits_survive_reopening(session, frames, tmp_path):
     assert not session.init_corrected(2)  # a reviewed frame is never overwritten
     assert session.next_unreviewed(after=1) == 3 and session.next_unreviewed(after=4) == 0
 
+    session.close()  # reopen from disk, not the open session
     again = Session.open(find_session(tmp_path / "video.mp4"))
     assert again.reviewed == [2, 4] and again.predicted == list(range(T))
     assert (again.array(CORRECTED)[2, :4, :4] == 7).all()

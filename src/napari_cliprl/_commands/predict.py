@@ -3,7 +3,10 @@
 Output is the export layout (``OUT/labels/<frame>.png`` in the schema's encoding, labels.json,
 schema.json, manifest.json); with ``--save-steps`` also ``OUT/steps/zero_shot/`` and
 ``OUT/steps/step_<t>/`` in the same layout.  Frames whose outputs exist are skipped (resume)
-unless ``--overwrite``.
+unless ``--overwrite``, which replaces only the files a frame produces (a replaced label loses
+its reviewed flag). OUT must be new, empty, or a folder ``cliprl predict`` or the widget's
+export wrote, and must not overlap SRC: anything else (e.g. ground truth) is refused before a
+file is written (see :mod:`napari_cliprl.annotation.output_folder`, docs/files.md).
 
 ``--corrections DIR`` (video propagation): reviewed label files (an export folder, whose
 manifest marks them reviewed, or any labelled sequence whose frame names match SRC's) are
@@ -17,7 +20,6 @@ predicts every frame on its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -29,7 +31,11 @@ HELP = "Predict labels for a video, a frame folder or an EndoVis sequence (EndoV
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="video file, folder of frames, or EndoVis sequence folder")
-    parser.add_argument("--out", required=True, help="output folder (export layout)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (export layout): new, empty, or written by cliprl",
+    )
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the demo checkpoint)")
     parser.add_argument("--arch", help="architecture without a checkpoint, e.g. ViT-B-16")
     parser.add_argument(
@@ -43,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-frames", action="store_true", help="also write left_frames/")
     parser.add_argument("--frames", help="frame range a:b (Python slice, e.g. 0:100 or 50:)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--overwrite", action="store_true", help="recompute existing outputs")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="recompute frames whose outputs exist in --out"
+    )
     parser.add_argument(
         "--corrections",
         metavar="DIR",
@@ -64,12 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    from napari_cliprl.annotation.output_folder import check_output_folder
+
     source = open_frames(args.src)
     try:
         indices = parse_frame_range(args.frames, len(source))
-        predictor, checkpoint = load_model(args)
         out = Path(args.out)
-        check_output_folder(out, predictor.schema, args.overwrite)
+        check_output_folder(out, args.src, source.path)  # before the model loads; again locked
+        predictor, checkpoint = load_model(args)
         anchors = read_corrections(args.corrections, source, predictor.schema)
         return _predict(args, source, indices, predictor, checkpoint, out, anchors)
     finally:
@@ -158,25 +168,6 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Path | None]:
     return predictor, Path(spec.checkpoint) if spec.checkpoint else None
 
 
-def check_output_folder(out: Path, schema: Any, overwrite: bool) -> None:
-    """Refuse to mix schemas in one output folder (unless overwriting)."""
-    from napari_cliprl.cli import CLIError
-
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: --out exists and is not a folder")
-    existing = out / "schema.json"
-    if existing.is_file() and not overwrite:
-        try:
-            name = json.loads(existing.read_text()).get("name")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            name = None
-        if name != schema.name:
-            raise CLIError(
-                f"{out}: holds labels of schema {name!r}, not {schema.name!r}; "
-                "choose another --out or pass --overwrite"
-            )
-
-
 def _predict(
     args: argparse.Namespace,
     source: Any,
@@ -207,21 +198,31 @@ def _predict(
         overwrite=args.overwrite,
         anchors=anchors,
     )
-    todo = [i for i in indices if store.needs_prediction(i) and i not in anchors]
-    done = len(indices) - len(todo)
-    if done and not args.quiet:
-        print(f"cliprl predict: {done} of {len(indices)} frames already written, skipping them",
-              file=sys.stderr)  # fmt: skip
-    bar = tqdm(total=len(indices), initial=done, unit="frame", disable=args.quiet, file=sys.stderr)
-    store.start()
-    store.write_anchors()
-    frames = predict_sequence(
-        predictor, source, indices, store, key=str(source.path), propagate=args.propagate
-    )
+    store.start()  # locks OUT, checks it again, writes the manifest before any label
     try:
-        for _ in frames:
-            bar.update(1)
+        store.write_anchors()
+        todo = [i for i in indices if store.needs_prediction(i) and i not in anchors]
+        done = len(indices) - len(todo)
+        if done and not args.quiet:
+            print(f"cliprl predict: {done} of {len(indices)} frames already written, skipping "
+                  "them", file=sys.stderr)  # fmt: skip
+        bar = tqdm(
+            total=len(indices), initial=done, unit="frame", disable=args.quiet, file=sys.stderr
+        )
+        frames = predict_sequence(
+            predictor,
+            source,
+            indices,
+            store,
+            key=str(source.path),
+            propagate=args.propagate,
+        )
+        try:
+            for _ in frames:
+                bar.update(1)
+        finally:
+            bar.close()
+            store.write_manifest()
     finally:
-        bar.close()
-        store.write_manifest()
+        store.close()
     return 0

@@ -57,6 +57,7 @@ def export_session(
     reviewed = session.reviewed
     if not reviewed:
         raise DataError(f"{out_dir}: no reviewed frames to export; edit or accept frames first")
+    session.check_reviewed_stored()  # a vanished chunk would read as a blank frame
     names = export_names(frames, session.shape[0])
     manifest = make_manifest(
         session.info.source or "",

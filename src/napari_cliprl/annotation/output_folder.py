@@ -2,16 +2,28 @@
 
 Layout (see :mod:`napari_cliprl.io.export`)::
 
-    OUT/left_frames/<name>.png        the frame (``save_frames``), written first
+    OUT/manifest.json                 written first (every frame unreviewed until a person
+                                      says otherwise), then every MANIFEST_EVERY frames
+    OUT/labels.json, OUT/schema.json  written once, before any label
+    OUT/left_frames/<name>.png        the frame (``save_frames``), before its labels
     OUT/steps/zero_shot/labels/...    every proposal (``save_steps``)
     OUT/steps/step_<t>/labels/...
     OUT/steps/propagated/labels/...   with propagation: the labels carried from the anchors
     OUT/labels/<name>.png             the last step, written last: it marks the frame done
-    OUT/labels.json, OUT/schema.json  written once, before any label
-    OUT/manifest.json                 every frame with a label file; reviewed flags kept
+    OUT/.cliprl.lock                  held while a run writes the folder
 
-A frame whose files all exist is skipped (resume) unless ``overwrite``. A frame that is
-predicted again loses its reviewed flag: the file no longer holds what a person checked.
+What it guarantees about the folder:
+
+- it writes only into a new or empty folder or one it wrote itself (an existing
+  ``manifest.json`` of ours, the same schema, frames of the same source): a folder of ground
+  truth, or anyone's other files, is refused by :func:`check_output_folder` before anything
+  is written; OUT and the input never overlap;
+- without ``overwrite`` it never replaces a file: a frame whose files all exist is skipped
+  (resume), and a frame missing some gets only the missing ones; with ``overwrite`` it
+  replaces only the files a frame produces;
+- a frame whose label is replaced loses its reviewed flag, in manifest.json *before* the new
+  label is written (a kill never leaves a raw prediction marked reviewed);
+- every file is written atomically; temporaries a killed run left are removed on the next run.
 
 ``anchors`` (frame index -> H x W uint8 labels, e.g. ``cliprl predict --corrections``) are
 reviewed frames: :meth:`write_anchors` writes them as the frames' label files, marked reviewed,
@@ -22,24 +34,86 @@ manifest marks reviewed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from napari_cliprl.io._png import write_png
-from napari_cliprl.io.export import (
-    IGNORE_RGB,
-    encode_labels,
-    make_manifest,
-    read_manifest,
+from napari_cliprl.annotation import locking
+from napari_cliprl.files import (
+    TMP_PREFIX,
+    FileProblemError,
+    read_json,
+    remove_stale_temporaries,
     write_json_atomic,
 )
+from napari_cliprl.io._png import write_png
+from napari_cliprl.io.errors import DataError
+from napari_cliprl.io.export import IGNORE_RGB, encode_labels, make_manifest, validate_manifest
 from napari_cliprl.io.labeled import load_schema_labels
+from napari_cliprl.limits import LimitError
 from napari_cliprl.schemas import LabelSchema
-from napari_cliprl.steps import ZERO_SHOT_KEY, step_key
+from napari_cliprl.steps import proposal_keys
 
 MANIFEST_EVERY = 50  # frames between manifest updates (the last one is written at the end)
+SUBFOLDERS = ("labels", "left_frames", "steps")
+# Temporary files of an atomic write: ours (files.TMP_PREFIX) and io's ".<name>.<8 chars>.tmp".
+_IO_TMP = re.compile(r"^\.(?P<name>.+\.(png|json))\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+class OutputFolderError(ValueError):
+    """An output folder that must not be written; one line naming it."""
+
+
+def check_output_folder(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """OutputFolderError unless ``out`` may receive predictions of ``inputs`` (the source as
+    given and as opened): it overlaps none of them and is new, empty, or a folder this
+    program wrote (see the module doc)."""
+    out = Path(out)
+    for source in map(Path, inputs):
+        if _same_source(out, source):
+            raise OutputFolderError(
+                f"{out}: --out overlaps the input {source}; write the predictions to a folder "
+                "outside it"
+            )
+    _read_own_manifest(out)
+
+
+def _read_own_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of our own folder ``out``; None for a new or empty folder."""
+    if not out.exists():
+        if out.is_symlink():
+            raise OutputFolderError(f"{out}: --out is a broken symbolic link")
+        return None
+    if not out.is_dir():
+        raise OutputFolderError(f"{out}: --out exists and is not a folder")
+    for sub in SUBFOLDERS:
+        path = out / sub
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise OutputFolderError(f"{path}: not a folder (a symbolic link or a file)")
+    if not [p for p in out.iterdir() if not _ours_to_ignore(p.name)]:
+        return None
+    file = out / "manifest.json"
+    if not os.path.lexists(file):
+        raise OutputFolderError(
+            f"{out}: --out holds files this program did not write (no manifest.json), e.g. "
+            "ground truth; choose a new or empty folder"
+        )
+    try:
+        return validate_manifest(read_json(file, "manifest"), file)
+    except (FileProblemError, LimitError, DataError) as e:
+        raise OutputFolderError(str(e)) from None
+
+
+def _ours_to_ignore(name: str) -> bool:
+    """Our lock file and temporaries: they do not make a folder someone else's."""
+    return name == locking.LOCK_NAME or _is_temporary(name)
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(TMP_PREFIX) or _IO_TMP.match(name) is not None
 
 
 class OutputFolder:
@@ -68,11 +142,11 @@ class OutputFolder:
         self.save_steps = save_steps
         self.save_frames = save_frames
         self.overwrite = overwrite
-        old = read_manifest(self.out) if (self.out / "manifest.json").is_file() else None
-        frames = (old or {}).get("frames", [])
-        self._listed = {int(f["index"]) for f in frames}
-        self._reviewed = {int(f["index"]) for f in frames if f.get("reviewed")}
+        self._listed: set[int] = set()
+        self._others: list[dict[str, Any]] = []  # manifest entries of names not ours
+        self._reviewed: set[int] = set()
         self._written: set[int] = set()
+        self._lock: locking.FolderLock | None = None
         self._anchors = {int(i): np.asarray(labels) for i, labels in (anchors or {}).items()}
         self._reviewed |= set(self._anchors)
 
@@ -87,7 +161,7 @@ class OutputFolder:
         if self.save_frames:
             files.append(self.out / "left_frames" / f"{name}.png")
         if self.save_steps:
-            keys = [ZERO_SHOT_KEY, *(step_key(t) for t in range(self._steps + 1))]
+            keys = proposal_keys(self._steps)
             files += [self.out / "steps" / k / "labels" / f"{name}.png" for k in keys]
         return [*files, self.out / "labels" / f"{name}.png"]
 
@@ -100,7 +174,7 @@ class OutputFolder:
     @property
     def reviewed(self) -> list[int]:
         """Frames whose labels are a person's: the anchors, and OUT's reviewed files."""
-        return sorted(i for i in self._reviewed if i < len(self.names))
+        return sorted(i for i in self._reviewed if 0 <= i < len(self.names))
 
     def anchor_labels(self, index: int) -> np.ndarray:
         labels = self._anchors.get(int(index))
@@ -113,11 +187,14 @@ class OutputFolder:
         return labels
 
     def write_anchors(self) -> None:
-        """Write each anchor as its frame's label file, marked reviewed (after :meth:`start`)."""
+        """Write each anchor as its frame's label file, then list them reviewed (after
+        :meth:`start`; a kill in between leaves them listed unreviewed, never the reverse)."""
         for i, labels in sorted(self._anchors.items()):
             path = self.out / "labels" / f"{self.names[i]}.png"
             write_png(path, encode_labels(labels, self.schema, str(path)), True)
             self._written.add(i)
+        if self._anchors:
+            self.write_manifest()
 
     def seed_labels(self, index: int) -> np.ndarray | None:
         path = self.out / "labels" / f"{self.names[index]}.png"
@@ -126,10 +203,49 @@ class OutputFolder:
         return load_schema_labels(path, self.schema, ignore_rgb=IGNORE_RGB)
 
     def start(self) -> None:
-        """Write labels.json and schema.json (once, before any label file)."""
+        """Lock the folder, check it again (under the lock) and write the manifest, then
+        labels.json and schema.json, before any label file; clean a killed run's temporaries.
+        """
+        if self.source:
+            check_output_folder(self.out, self.source)
+        self._check_same_data(_read_own_manifest(self.out) or {})  # refused: nothing written
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.out / "labels.json", self.schema.labels_json(), overwrite=True)
-        write_json_atomic(self.out / "schema.json", self.schema.to_dict(), overwrite=True)
+        self._lock = _acquire(self.out)
+        try:
+            manifest = _read_own_manifest(self.out) or {}  # again, now that no one else writes
+            self._check_same_data(manifest)
+            index_of = {name: i for i, name in enumerate(self.names)}
+            self._listed, self._reviewed, self._others = set(), set(), []
+            for f in manifest.get("frames", []):
+                if index_of.get(f["name"]) != f["index"]:
+                    self._others.append(f)  # another naming of the frames: kept as it is
+                    continue
+                self._listed.add(f["index"])
+                if f.get("reviewed"):
+                    self._reviewed.add(f["index"])
+            self._reviewed |= set(self._anchors)
+            labels = self.out / "labels"
+            if labels.is_dir():  # label files a killed run wrote after its last manifest
+                self._listed |= {
+                    index_of[p.stem] for p in labels.glob("*.png") if p.stem in index_of
+                }
+            self._remove_temporaries()
+            self.write_manifest()
+            for name, data in (
+                ("labels.json", self.schema.labels_json()),
+                ("schema.json", self.schema.to_dict()),
+            ):
+                if not (self.out / name).is_file():
+                    write_json_atomic(self.out / name, data, overwrite=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def write_prediction(
         self,
@@ -141,20 +257,28 @@ class OutputFolder:
         frame: np.ndarray | None = None,
         propagated: np.ndarray | None = None,
     ) -> None:
-        """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, label)."""
+        """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, label); without
+        ``overwrite`` only those missing. Replacing a reviewed label clears its flag first."""
         paths = self.outputs(index)
         if self.save_steps and propagated is not None:
             path = self.out / "steps" / "propagated" / "labels" / f"{self.names[index]}.png"
             write_png(path, encode_labels(np.asarray(propagated), self.schema, str(path)), True)
-        maps = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
+        maps: list[Any] = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
         if self.save_frames:
             if frame is None:
                 raise ValueError("save_frames needs the frame's pixels")
-            write_png(paths[0], np.asarray(frame), overwrite=True)
-            paths = paths[1:]
-        for path, labels in zip(paths, maps):
-            write_png(path, encode_labels(np.asarray(labels), self.schema, str(path)), True)
-        self._reviewed.discard(int(index))
+            maps = [None, *maps]
+        todo = [(p, m) for p, m in zip(paths, maps) if self.overwrite or not p.is_file()]
+        label = paths[-1]
+        if any(p == label for p, _ in todo) and int(index) in self._reviewed:
+            self._reviewed.discard(int(index))
+            self.write_manifest()  # on disk before the reviewed label is replaced
+        for path, labels in todo:
+            if labels is None:
+                write_png(path, np.asarray(frame), overwrite=True)
+            else:
+                data = encode_labels(np.asarray(labels), self.schema, str(path))
+                write_png(path, data, overwrite=True)
         self._written.add(int(index))
         if len(self._written) % MANIFEST_EVERY == 0:
             self.write_manifest()
@@ -165,9 +289,65 @@ class OutputFolder:
         frames = [
             (self.names[i], i, i in self._reviewed)
             for i in listed
-            if i < len(self.names) and (self.out / "labels" / f"{self.names[i]}.png").is_file()
+            if 0 <= i < len(self.names) and (self.out / "labels" / f"{self.names[i]}.png").is_file()
         ]
-        if not frames:
-            return
+        frames += [(f["name"], f["index"], f.get("reviewed", False)) for f in self._others]
         manifest = make_manifest(self.source, self.schema, frames, self.checkpoint_hash)
         write_json_atomic(self.out / "manifest.json", manifest, overwrite=True)
+
+    def _check_same_data(self, manifest: dict[str, Any]) -> None:
+        """OutputFolderError when the folder holds labels of another schema or source."""
+        theirs = manifest.get("schema")
+        schema_file = self.out / "schema.json"
+        if os.path.lexists(schema_file):
+            try:
+                stored = read_json(schema_file, "schema file")
+            except (FileProblemError, LimitError) as e:
+                raise OutputFolderError(str(e)) from None
+            if not isinstance(stored, dict):
+                theirs = "unknown"
+            elif stored.get("classes") != self.schema.to_dict()["classes"]:
+                theirs = f"{stored.get('name')} (other classes)"
+        if theirs is not None and theirs != self.schema.name:
+            raise OutputFolderError(
+                f"{self.out}: holds labels of schema {theirs!r}, not {self.schema.name!r}; "
+                "choose another --out"
+            )
+        source = str(manifest.get("source") or "")
+        if source and manifest.get("frames") and self.source:
+            path = Path(source) if Path(source).is_absolute() else self.out / source
+            if not _same_source(path, Path(self.source)):
+                raise OutputFolderError(
+                    f"{self.out}: holds labels of frames from {source}, not {self.source}; "
+                    "choose another --out"
+                )
+
+    def _remove_temporaries(self) -> None:
+        folders = [self.out, self.out / "labels", self.out / "left_frames"]
+        if (self.out / "steps").is_dir():
+            folders += [p / "labels" for p in (self.out / "steps").iterdir() if p.is_dir()]
+        for folder in folders:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            remove_stale_temporaries(folder)
+            for path in folder.iterdir():
+                if _IO_TMP.match(path.name) and path.is_file() and not path.is_symlink():
+                    path.unlink(missing_ok=True)
+
+
+def _same_source(a: Path, b: Path) -> bool:
+    """True for one path, or one inside the other (a sequence folder and its left_frames/)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _acquire(out: Path) -> locking.FolderLock:
+    try:
+        return locking.FolderLock.acquire(out)
+    except locking.FolderBusyError as e:
+        raise OutputFolderError(
+            f"{out}: another process ({locking.describe_holder(e.pid)}) is writing to this "
+            "folder; wait for it or choose another --out"
+        ) from None
+    except OSError as e:
+        raise OutputFolderError(f"{out}: cannot write to this folder ({e.strerror or e})") from e

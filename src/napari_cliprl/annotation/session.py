@@ -8,128 +8,117 @@ A session folder (default ``<video>.cliprl-session/`` beside the video) holds::
                      zero_shot, step_0 ... step_T (model proposals), corrected (edited),
                      propagated (reviewed labels carried by optical flow; 255 = none yet)
     flow.zarr/       optical flows of the video (``flow.FlowCache(frames, folder)``)
+    .cliprl.lock     held while a process has the session open for writing
 
 Label stacks never live whole in memory: viewers index the zarr arrays frame by frame, and
-edits painted into ``corrected`` are on disk as soon as they are made, so a crashed or closed
-session loses nothing. Thread-safe: one lock guards the flags and session.json.
+edits painted into ``corrected`` are on disk as soon as they are made. A crash or a kill loses
+nothing a person made: a reviewed flag is saved at once, after its frame's ``corrected`` chunk;
+proposals are stored chunk by chunk and session.json follows within :data:`SAVE_INTERVAL`
+(frames whose proposal chunks are all stored count as predicted again on opening), so at most
+the last second's uncertainty scores are lost, and the next run recomputes them.
+
+Opening checks everything first (:mod:`.session_info`, :mod:`.session_store`); one process
+writes a session at a time (:mod:`.session_open`, :mod:`.locking`); ``read_only=True`` opens
+without the lock and refuses every change. Thread-safe: one lock guards flags and session.json.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from napari_cliprl.annotation import locking
+from napari_cliprl.annotation.session_info import (
+    CORRECTED,
+    SESSION_FILE,
+    SESSION_SUFFIX,
+    SessionError,
+    SessionInfo,
+    default_session_dir,
+    fallback_session_dir,
+    find_session,
+    now,
+    session_dir_for,
+)
+from napari_cliprl.annotation.session_open import (
+    create_session,
+    open_session,
+    register,
+    unregister,
+)
+from napari_cliprl.annotation.session_store import (
+    STORE_NAME,
+    SessionArray,
+    check_chunk,
+    chunk_path,
+    create_array,
+    open_arrays,
+)
+from napari_cliprl.files import write_json_atomic
 from napari_cliprl.schemas import LabelSchema
 from napari_cliprl.steps import ZERO_SHOT_LABEL, key_of, proposal_labels, step_label
 
-SESSION_SUFFIX = ".cliprl-session"
-SESSION_FILE = "session.json"
-STORE_NAME = "labels.zarr"
-SESSION_VERSION = 1
+__all__ = [
+    "CORRECTED",
+    "SESSION_FILE",
+    "SESSION_SUFFIX",
+    "STORE_NAME",
+    "Session",
+    "SessionError",
+    "SessionInfo",
+    "default_session_dir",
+    "fallback_session_dir",
+    "find_session",
+    "session_dir_for",
+]
+
 ZERO_SHOT = ZERO_SHOT_LABEL
-CORRECTED = "corrected"
 PROPAGATED = "propagated"  # raw propagation of the reviewed frames (not in ``layer_names``)
+SAVE_INTERVAL = 1.0  # seconds between session.json writes while proposals stream in
 
 Progress = Callable[[int, int, str], None]
-
-
-class SessionError(ValueError):
-    """A session folder that cannot be created, opened or used for the given data."""
-
-
-def default_session_dir(source: str | os.PathLike) -> Path:
-    """``<source>.cliprl-session`` beside a video file or frame folder."""
-    return Path(os.fspath(source).rstrip("/\\") + SESSION_SUFFIX)
-
-
-def fallback_session_dir(source: str | os.PathLike) -> Path:
-    """A per-user session folder for ``source``, for when its own folder is read-only."""
-    import hashlib
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha1(os.fspath(Path(source).resolve()).encode()).hexdigest()[:12]
-    return base / "napari-cliprl" / "sessions" / f"{Path(source).name}-{digest}{SESSION_SUFFIX}"
-
-
-def session_dir_for(source: str | os.PathLike) -> Path:
-    """Where a new session of ``source`` goes: beside it when writable, else per user."""
-    folder = default_session_dir(source)
-    if folder.exists() or os.access(folder.parent, os.W_OK):
-        return folder
-    return fallback_session_dir(source)
-
-
-def find_session(source: str | os.PathLike) -> Path | None:
-    """The session folder of ``source`` when one exists on disk (beside it or per user)."""
-    for folder in (default_session_dir(source), fallback_session_dir(source)):
-        if (folder / SESSION_FILE).is_file():
-            return folder
-    return None
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class SessionInfo:
-    """The contents of ``session.json``."""
-
-    source: str  # video file or frame folder ("" for in-memory data)
-    shape: tuple[int, int, int]  # T x H x W of every label stack
-    schema: dict[str, Any]  # LabelSchema.to_dict() of the labels' classes
-    steps: int  # refinement steps T: layers step 0 .. step T
-    checkpoint: str | None = None  # checkpoint folder the proposals came from
-    checkpoint_hash: str | None = None  # "sha256:..." of its weights
-    model: str | None = None  # architecture name
-    reviewed: list[int] = field(default_factory=list)  # frames a person checked or edited
-    predicted: list[int] = field(default_factory=list)  # frames holding proposals
-    uncertainty: dict[str, float] = field(default_factory=dict)  # frame -> suggest score
-    version: int = SESSION_VERSION
-    created: str = field(default_factory=_now)
-    updated: str = field(default_factory=_now)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: Path) -> SessionInfo:
-        if not isinstance(data, dict) or data.get("version") != SESSION_VERSION:
-            raise SessionError(f"{source}: not a version-{SESSION_VERSION} session file")
-        try:
-            info = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-            info.shape = tuple(int(s) for s in info.shape)  # type: ignore[assignment]
-            info.reviewed = sorted(int(i) for i in info.reviewed)
-            info.predicted = sorted(int(i) for i in info.predicted)
-            info.uncertainty = {str(int(k)): float(v) for k, v in dict(info.uncertainty).items()}
-            info.steps = int(info.steps)
-        except (TypeError, ValueError) as e:
-            raise SessionError(f"{source}: malformed session file ({e})") from e
-        if len(info.shape) != 3:
-            raise SessionError(f"{source}: field 'shape' must be [T, H, W]")
-        return info
 
 
 class Session:
     """Label stacks and review state of one annotated sequence (see the module doc)."""
 
-    def __init__(self, folder: Path, info: SessionInfo, group: zarr.Group) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        info: SessionInfo,
+        arrays: dict[str, zarr.Array],
+        *,
+        read_only: bool = False,
+        lock: locking.FolderLock | None = None,
+    ) -> None:
         self.folder = folder
         self.info = info
+        self.read_only = read_only
         self.schema = LabelSchema.from_dict(info.schema, str(folder / SESSION_FILE))
-        self._group = group
+        self._group = zarr.open_group(folder / STORE_NAME, mode="r" if read_only else "r+")
+        self._arrays = {n: SessionArray(a, n, folder, read_only) for n, a in arrays.items()}
         self._lock = threading.RLock()
         self._reviewed = set(info.reviewed)
+        self._saved_reviewed = set(info.reviewed)  # what session.json on disk says
         self._predicted = set(info.predicted)
         self._uncertainty = {int(k): v for k, v in info.uncertainty.items()}
+        self._dirty = False
+        self._saved_at = time.monotonic()
+        self._last: tuple[int, np.ndarray] | None = None  # the last step just written
+        self.closed = False
+        self._file_lock = lock
+        if lock is not None:
+            register(self, lock)
 
-    # -- creating and opening ------------------------------------------------------------
+    # -- creating, opening, closing -------------------------------------------------------
     @classmethod
     def create(
         cls,
@@ -141,53 +130,52 @@ class Session:
         steps: int,
         **model: Any,
     ) -> Session:
-        """A new session in ``folder``; SessionError if one exists there already.
+        """A new session in ``folder``, open for writing; SessionError if one exists there.
 
-        ``shape``: T x H x W of the frames; ``model``: checkpoint, checkpoint_hash, model.
+        ``shape``: T x H x W of the frames (within :mod:`napari_cliprl.limits`); ``model``:
+        checkpoint, checkpoint_hash, model. A label store in ``folder`` without session.json
+        is never replaced.
         """
-        folder = Path(folder)
-        if (folder / SESSION_FILE).exists():
-            raise SessionError(f"{folder}: a session exists there already; open it instead")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            group = zarr.open_group(folder / STORE_NAME, mode="a")
-        except OSError as e:
-            raise SessionError(f"{folder}: cannot create a session folder ({e})") from e
-        t, h, w = (int(s) for s in shape)
-        info = SessionInfo(
-            source=os.fspath(source) if source else "",
-            shape=(t, h, w),
-            schema=schema.to_dict(),
-            steps=int(steps),
-            **model,
+        return create_session(
+            cls, Path(folder), source=source, shape=shape, schema=schema, steps=steps, **model
         )
-        session = cls(folder, info, group)
-        for name in [*proposal_labels(steps), CORRECTED]:
-            session._create_array(name)
-        session.save()
-        return session
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> Session:
-        """Reopen the session saved in ``folder`` (its edits and review flags included)."""
-        folder = Path(folder)
-        file = folder / SESSION_FILE
-        try:
-            data = json.loads(file.read_text())
-        except FileNotFoundError as e:
-            raise SessionError(f"{folder}: no session here ({SESSION_FILE} is missing)") from e
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SessionError(f"{file}: unreadable session file ({e})") from e
-        info = SessionInfo.from_dict(data, file)
-        try:
-            group = zarr.open_group(folder / STORE_NAME, mode="r+")
-        except (OSError, ValueError, KeyError) as e:
-            raise SessionError(f"{folder / STORE_NAME}: label store missing or broken") from e
-        session = cls(folder, info, group)
-        for name in [*proposal_labels(info.steps), CORRECTED]:
-            if key_of(name) not in group:
-                session._create_array(name)
-        return session
+    def open(cls, folder: str | os.PathLike, *, read_only: bool = False) -> Session:
+        """Reopen the session saved in ``folder`` (its edits and review flags included).
+
+        Everything is checked first: SessionError, one line naming the file, for a malformed
+        session.json, damaged label stacks or stacks that disagree with it. For writing (the
+        default) the folder is locked: SessionError if another process has it open or it
+        cannot be written; in this process, the Session open on ``folder`` already is
+        returned. ``read_only=True`` never locks, and refuses every change.
+        """
+        return open_session(cls, Path(folder), read_only)
+
+    def flush(self) -> None:
+        """Write session.json now if proposals changed since it was last written."""
+        with self._lock:
+            if self._dirty and not self.read_only and not self.closed:
+                self.save()
+
+    def close(self) -> None:
+        """Flush and release the folder (another process may then open it); idempotent."""
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self.closed = True
+                if self._file_lock is not None:
+                    self._file_lock.release()
+                    unregister(self)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def check_compatible(self, shape: Sequence[int], schema: LabelSchema) -> None:
         """SessionError unless frames of ``shape`` (T x H x W) and ``schema`` fit this session."""
@@ -202,16 +190,17 @@ class Session:
                 "choose that schema or another session folder"
             )
 
+    def check_reviewed_stored(self) -> None:
+        """SessionError naming the first reviewed frame whose ``corrected`` chunk is missing
+        (a file deleted while the session was open): never export it as a blank frame."""
+        for i in self.reviewed:
+            check_chunk(self.folder, CORRECTED, i, "is marked reviewed but its labels are gone")
+
     def _create_array(self, name: str, fill_value: int = 0) -> zarr.Array:
-        t, h, w = self.info.shape
-        return self._group.create_array(
-            key_of(name),
-            shape=(t, h, w),
-            chunks=(1, h, w),
-            dtype="uint8",
-            fill_value=fill_value,
-            overwrite=True,
-        )
+        self._require_writable()
+        array = create_array(self.folder, name, self.shape, fill_value=fill_value)
+        self._arrays[name] = SessionArray(array, name, self.folder, self.read_only)
+        return array
 
     # -- views ---------------------------------------------------------------------------
     @property
@@ -227,15 +216,23 @@ class Session:
         """Proposal layer names, then ``corrected``."""
         return [*proposal_labels(self.steps), CORRECTED]
 
-    def array(self, name: str) -> zarr.Array:
-        """The T x H x W uint8 zarr array of layer ``name`` (chunk = one frame); also
-        ``"propagated"`` (made on first use, 255 where nothing was propagated yet)."""
-        if name == PROPAGATED and PROPAGATED not in self._group:
-            self._create_array(name, fill_value=255)
-        key = key_of(name)
-        if name not in [*self.layer_names, PROPAGATED] or key not in self._group:
+    def array(self, name: str) -> SessionArray:
+        """The T x H x W uint8 array of layer ``name`` (chunk = one frame; see SessionArray);
+        also ``"propagated"`` (made on first use, 255 where nothing was propagated yet)."""
+        if name == PROPAGATED and name not in self._arrays:
+            self._open_propagated()
+        if name not in [*self.layer_names, PROPAGATED] or name not in self._arrays:
             raise KeyError(f"session has no layer {name!r}; layers: {self.layer_names}")
-        return self._group[key]  # type: ignore[return-value]
+        return self._arrays[name]
+
+    def _open_propagated(self) -> None:
+        if os.path.lexists(self.folder / STORE_NAME / key_of(PROPAGATED) / "zarr.json"):
+            arrays = open_arrays(self.folder, [PROPAGATED], self.shape, self.read_only)
+            self._arrays[PROPAGATED] = SessionArray(
+                arrays[PROPAGATED], PROPAGATED, self.folder, self.read_only
+            )
+        elif not self.read_only:
+            self._create_array(PROPAGATED, fill_value=255)
 
     @property
     def reviewed(self) -> list[int]:
@@ -306,30 +303,47 @@ class Session:
         """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids).
 
         ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`);
-        ``frame`` is not kept; ``propagated``: the labels carried from reviewed frames.
+        ``frame`` is not kept (the session refers to its source); ``propagated``: the labels
+        carried from reviewed frames. Chunks are written at once;
+        session.json follows within :data:`SAVE_INTERVAL` seconds (see the module doc).
         """
+        self._require_writable()
+        index = self._frame(index)
         if len(steps) != self.steps + 1:
             raise SessionError(
                 f"{self.folder}: got {len(steps)} step maps, the session has {self.steps + 1}"
             )
-        for name, labels in zip(proposal_labels(self.steps), [zero_shot, *steps]):
-            self.array(name)[int(index)] = self._checked(labels, name)
+        maps = [zero_shot, *steps]
+        names = proposal_labels(self.steps)
+        checked = [self._checked(labels, name) for name, labels in zip(names, maps)]
+        for name, labels in zip(names, checked):
+            self._arrays[name].write_frame(index, labels)
         if propagated is not None:
-            self.array(PROPAGATED)[int(index)] = self._checked(propagated, PROPAGATED)
+            self.array(PROPAGATED).write_frame(index, self._checked(propagated, PROPAGATED))
         with self._lock:
-            self._predicted.add(int(index))
+            self._last = (index, checked[-1])
+            self._predicted.add(index)
             if uncertainty is not None and np.isfinite(uncertainty):
-                self._uncertainty[int(index)] = float(uncertainty)
+                self._uncertainty[index] = float(uncertainty)
             else:
-                self._uncertainty.pop(int(index), None)
-        self.save()
+                self._uncertainty.pop(index, None)
+            self._dirty = True
+            due = time.monotonic() - self._saved_at >= SAVE_INTERVAL
+        if due:
+            self.save()
 
     def init_corrected(self, index: int) -> bool:
         """Copy the last step of frame ``index`` into ``corrected`` unless it was reviewed."""
         if self.is_reviewed(index):
             return False
-        last = self.array(step_label(self.steps))[int(index)]
-        self.array(CORRECTED)[int(index)] = last
+        index = self._frame(index)
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] == index:
+            labels = last[1]
+        else:
+            labels = self.array(step_label(self.steps))[index]
+        self.array(CORRECTED).write_frame(index, labels)
         return True
 
     def mark_reviewed(self, indices: Iterable[int], reviewed: bool = True) -> list[int]:
@@ -371,17 +385,46 @@ class Session:
         return True
 
     def save(self) -> None:
-        """Write session.json atomically."""
+        """Write session.json atomically, after the ``corrected`` chunk of every newly reviewed
+        frame is on disk. Memory follows disk: when writing fails, the reviewed flags go back
+        to what session.json holds and SessionError says why."""
         with self._lock:
-            self.info.reviewed = sorted(self._reviewed)
-            self.info.predicted = sorted(self._predicted)
-            self.info.uncertainty = {str(i): v for i, v in sorted(self._uncertainty.items())}
-            self.info.updated = _now()
-            data = asdict(self.info)
-            file = self.folder / SESSION_FILE
-            tmp = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1) + "\n")
-            os.replace(tmp, file)
+            try:
+                self._require_writable()
+                for i in sorted(self._reviewed - self._saved_reviewed):
+                    self._store_chunk(i)
+                self.info.reviewed = sorted(self._reviewed)
+                self.info.predicted = sorted(self._predicted)
+                self.info.uncertainty = {str(i): v for i, v in sorted(self._uncertainty.items())}
+                self.info.updated = now()
+                write_json_atomic(self.folder / SESSION_FILE, asdict(self.info), overwrite=True)
+            except (SessionError, OSError) as e:
+                self._reviewed = set(self._saved_reviewed)
+                if isinstance(e, SessionError):
+                    raise
+                raise SessionError(f"{self.folder / SESSION_FILE}: cannot save ({e})") from e
+            self._saved_reviewed = set(self._reviewed)
+            self._dirty = False
+            self._saved_at = time.monotonic()
+
+    def _store_chunk(self, index: int) -> None:
+        """Make sure frame ``index`` of ``corrected`` has its chunk file (a frame accepted as
+        it is, never painted, has none yet)."""
+        if not chunk_path(self.folder, CORRECTED, index).is_file():
+            array = self._arrays[CORRECTED]
+            array.write_frame(index, np.asarray(array[index]))
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise SessionError(f"{self.folder}: session is open read-only; nothing can change")
+        if self.closed:
+            raise SessionError(f"{self.folder}: session is closed; open it again to change it")
+
+    def _frame(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.shape[0]:
+            raise SessionError(f"{self.folder}: frame {index} outside 0..{self.shape[0] - 1}")
+        return index
 
     def _checked(self, labels: np.ndarray, name: str) -> np.ndarray:
         labels = np.asarray(labels)
