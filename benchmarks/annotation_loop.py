@@ -1,29 +1,34 @@
-"""Annotation-loop benchmark (DESIGN section 10) on a real video with ground truth, as JSON.
+"""Annotation-loop benchmark (DESIGN section 10, issue 12) on a real video with ground truth.
 
     OMP_NUM_THREADS=1 python benchmarks/annotation_loop.py \\
-        --data ../shared/data/cholecseg8k_seq --json annotation_loop.json [--pick even]
+        --data ../shared/data/cholecseg8k_seq --json benchmarks/results/annotation_loop.json
 
-For k = 0, 1, 2, 4, 8 "corrected" frames (their ground truth, written in the plugin's export
-layout with every frame marked reviewed, as the widget would), fine-tune a fresh model on them,
-predict every other frame and report ``evaluate_frames`` per step (zero-shot, step 0 = decoder,
-step t = after t agent steps) on the frames never corrected, T*, and the fraction of pixels an
-annotator would still change at T*. Then an ablation at the largest k: no agent (step 0) /
-agent trained without curriculum / agent with curriculum, each at its T*.
+For k = 1, 2, 4, 8 "corrected" frames (their ground truth, written in the plugin's export
+layout, all marked reviewed, with the video as the manifest's source, as the widget exports
+them) a fresh model is fine-tuned on them with the shipped ``finetune`` (video fusion on), and
+every other frame is predicted with the shipped ``annotation.run.predict_sequence``. Reported
+on the frames never corrected, each with ``metrics.evaluate_frames`` plus pixels to change:
 
-Frame picking: ``even`` (evenly spaced) or ``uncertainty`` (nested, like the annotation loop:
-the model fine-tuned on the previous round's frames proposes the uncorrected frames whose last
-step has the highest mean entropy, at least n / (2k) frames apart). With k <= 2 there is no
-frame to spare for validation, so T* is chosen on the corrected frames themselves.
+- ``model_only``: each frame on its own (no propagation), at the model's per-frame T*;
+- ``flow_nearest``: the nearest corrected frame carried by optical flow (``flow.flow_nearest``);
+- ``flow_both``: per pixel the more confident of the two nearest corrected frames carried by
+  flow (``flow.flow_both``); flow's unknown pixels take the copied nearest correction there
+  (as in benchmarks/flow.py);
+- ``fused_step_0`` / ``fused_tstar``: the fused proposal (propagation context + model) at step 0
+  and at the model's T* with a context (``tstar``).
 
-Architecture: ``tiny-test`` with its backbone trained (random init): without pretrained CLIP
-weights (none are available offline) it is the only architecture that learns anything here.
-k = 0 is that untrained model. Hyper-parameters were set on synthetic clips, never on the
-frames reported. A folder that is absent is skipped with a message (exit status 0).
+``--every N`` takes every Nth frame (larger motion between frames). ``--pick uncertainty``
+picks the corrected frames with the shipped ``annotation.suggest.pick_frames`` on the previous
+round's model's uncertainty (nested rounds). ``--ablation K`` adds, at k = K: the agent without
+the side actions, the fine-tune without curriculum, and ``flow_both`` snapped to the edges
+(the fused path's edge snapping alone). Hyper-parameters were chosen on ``--every 2`` and
+``--every 4`` (docs/benchmarks.md), never on the headline clip. An absent folder is skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,20 +37,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ARCH = "tiny-test"
 INPUT_SIZE = (128, 224)  # (h, w): multiple of the patch size, near the 16:9 of 854 x 480
-KS = (0, 1, 2, 4, 8)
+KS = (1, 2, 4, 8)
 STEPS = 3
+IGNORE = 255
 
 
-def loop_config(data: str, out: Path, n_train: int, curriculum: bool, seed: int) -> Any:
-    """The fine-tuning run for ``n_train`` corrected frames (fixed budget of updates)."""
-    from napari_cliprl.training.curriculum import CurriculumConfig
-    from napari_cliprl.training.finetune import FinetuneConfig
-    from napari_cliprl.training.rl import RLConfig
-    from napari_cliprl.training.supervised import SupervisedConfig
+def loop_config(data: str, out: Path, n_train: int, seed: int, **fusion: Any) -> Any:
+    """The fine-tuning run for ``n_train`` corrected frames; the supervised budget grows with
+    them (at least 32 draws per epoch, 8 per frame beyond 4)."""
+    from napari_cliprl.training.config import (
+        CurriculumConfig,
+        FinetuneConfig,
+        FusionConfig,
+        RLConfig,
+        SupervisedConfig,
+    )
 
-    val_fraction = 0.25 if n_train >= 4 else 0.0
+    curriculum = fusion.pop("curriculum", True)
     return FinetuneConfig(
         data=[data],
         out=str(out),
@@ -53,16 +65,13 @@ def loop_config(data: str, out: Path, n_train: int, curriculum: bool, seed: int)
         input_size=INPUT_SIZE,
         device="cpu",
         supervised=SupervisedConfig(
-            epochs=15,
-            batch_size=4,
-            learning_rate=3e-3,
-            backbone_lr=1e-3,
-            train_backbone=True,
+            epochs=15, batch_size=4, learning_rate=3e-3, backbone_lr=1e-3, train_backbone=True
         ),
         rl=RLConfig(imitation_iters=150, iterations=100, max_steps=STEPS),
         curriculum=CurriculumConfig(enabled=curriculum),
-        val_fraction=val_fraction,
-        min_epoch_frames=32,  # 15 epochs x 8 steps of 4 augmented draws, whatever k is
+        fusion=FusionConfig(**fusion),
+        val_fraction=0.25 if n_train >= 4 else 0.0,
+        min_epoch_frames=max(32, 8 * n_train),
         checkpoint_every=1000,
         log_every=1000,
         seed=seed,
@@ -74,157 +83,234 @@ def pick_even(n: int, k: int) -> list[int]:
     return sorted({int((i + 0.5) * n / k) for i in range(k)}) if k else []
 
 
-def pick_uncertain(model: Any, seq: Any, k: int, chosen: list[int]) -> list[int]:
-    """Extend ``chosen`` to k frames: highest mean entropy of the last step, spaced apart."""
-    from napari_cliprl.training.dataset import resize_pair
-    from napari_cliprl.training.evaluate import predict_steps
+class MemoryStore:
+    """A label store in memory (``annotation.store.LabelStore``): proposals per frame, and the
+    corrected frames as reviewed anchors."""
 
-    entropy = []
-    for f in range(len(seq)):
-        image, gt = seq[f]
-        img, _ = resize_pair(image, gt, model.input_size)
-        _, ent = predict_steps(model, img[None], model.config.steps)
-        entropy.append(float(ent[-1].mean()))
-    gap = max(1, len(seq) // (2 * k))
-    picks = list(chosen)
-    for f in sorted(range(len(seq)), key=lambda i: -entropy[i]):
-        if len(picks) >= k:
-            break
-        if all(abs(f - p) >= gap for p in picks):
-            picks.append(f)
-    return sorted(picks)
+    def __init__(self, steps: int, anchors: dict[int, np.ndarray] | None = None) -> None:
+        self.steps = steps
+        self.anchors = dict(anchors or {})
+        self.maps: dict[int, list[np.ndarray]] = {}
+        self.propagated: dict[int, np.ndarray] = {}
+        self.uncertainty: dict[int, float] = {}
+
+    @property
+    def reviewed(self) -> list[int]:
+        return sorted(self.anchors)
+
+    def needs_prediction(self, index: int) -> bool:
+        return True
+
+    def is_reviewed(self, index: int) -> bool:
+        return index in self.anchors
+
+    def anchor_labels(self, index: int) -> np.ndarray:
+        return self.anchors[index]
+
+    def seed_labels(self, index: int) -> np.ndarray | None:
+        return self.anchors.get(index)
+
+    def write_prediction(self, index, zero_shot, steps, *, uncertainty=None, frame=None,
+                         propagated=None) -> None:  # fmt: skip
+        self.maps[index] = [np.asarray(s) for s in steps]
+        if propagated is not None:
+            self.propagated[index] = np.asarray(propagated)
+        if uncertainty is not None:
+            self.uncertainty[index] = float(uncertainty)
 
 
-def write_corrections(seq: Any, frames: list[int], folder: Path) -> Path:
-    """The corrected frames as the widget exports them (export layout, all reviewed)."""
+def write_video(seq: Any, folder: Path) -> Path:
+    """The sequence's frames as a folder of PNGs (the video the exports refer to)."""
+    from napari_cliprl.io._png import write_png
+
+    for i in range(len(seq)):
+        write_png(folder / f"{seq.frame_names[i]}.png", np.asarray(seq.frames[i]))
+    return folder
+
+
+def write_corrections(seq: Any, frames: list[int], folder: Path, video: Path) -> Path:
+    """The corrected frames as the widget exports them: export layout, all reviewed, the video
+    as the manifest's source (frame index = position in it)."""
     from napari_cliprl.io.export import make_manifest, write_labels
 
-    names = [f"frame{f:03d}" for f in frames]
-    manifest = make_manifest(
-        str(seq.path), seq.schema, [(n, seq.indices[f], True) for n, f in zip(names, frames)]
-    )
+    names = [seq.frame_names[f] for f in frames]
+    manifest = make_manifest(str(video), seq.schema, [(n, f, True) for n, f in zip(names, frames)])
     write_labels(
         folder,
         {n: seq.labels(f) for n, f in zip(names, frames)},
         seq.schema,
-        images={n: seq.frames[f] for n, f in zip(names, frames)},
+        images={n: np.asarray(seq.frames[f]) for n, f in zip(names, frames)},
         manifest=manifest,
     )
     return folder
 
 
-def run_k(seq: Any, frames: list[int], work: Path, curriculum: bool, seed: int) -> tuple:
-    """Fine-tune on ``frames`` (k = 0: the untrained model); metrics on every other frame."""
+def scores(preds: list[np.ndarray], truth: list[np.ndarray], K: int) -> dict[str, Any]:
+    from napari_cliprl.metrics import evaluate_frames, pixels_to_change
+
+    return {**evaluate_frames(preds, truth, K), "pixels_to_change": pixels_to_change(preds, truth)}
+
+
+def flow_baselines(ctx: dict, rest: list[int], anchors: dict[int, np.ndarray]) -> dict:
+    """flow_nearest / flow_both with unknown pixels filled by the copied nearest anchor."""
+    from napari_cliprl.flow import flow_both, flow_nearest, propagate
+
+    result = propagate(anchors, rest, ctx["flows"])
+    out: dict[str, list[np.ndarray]] = {"flow_nearest": [], "flow_both": []}
+    for t in rest:
+        copy = anchors[min(anchors, key=lambda a: (abs(a - t), a))]
+        for name, fn in (("flow_nearest", flow_nearest), ("flow_both", flow_both)):
+            labels = fn(result[t])
+            filled = np.where(labels == IGNORE, copy, labels)
+            out[name].append(np.where(filled == IGNORE, 0, filled).astype(np.uint8))
+    return out
+
+
+def predict_all(model: Any, ctx: dict, rest: list[int], anchors: dict | None) -> MemoryStore:
+    """The shipped run loop over the frames ``rest`` (with the anchors' propagation, or not)."""
+    from napari_cliprl.annotation.run import predict_sequence
+    from napari_cliprl.predictor import Predictor
+
+    predictor = Predictor(model, cache_size=len(ctx["frames"]), device="cpu")
+    store = MemoryStore(STEPS, anchors)
+    for _ in predict_sequence(predictor, ctx["frames"], rest, store, key="clip",
+                              propagate=anchors is not None, flows=ctx["flows"]):  # fmt: skip
+        pass
+    return store
+
+
+def run_k(ctx: dict, frames: list[int], tag: str, seed: int, **options: Any) -> tuple:
+    """Fine-tune on the corrected ``frames``; every variant on the other frames."""
     from napari_cliprl.model.build import build_model
-    from napari_cliprl.training.evaluate import evaluate_model
     from napari_cliprl.training.finetune import finetune
 
-    if frames:
-        data = write_corrections(seq, frames, work / f"export-k{len(frames)}-{curriculum}")
-        config = loop_config(
-            str(data), work / f"ckpt-k{len(frames)}-{curriculum}", len(frames), curriculum, seed
-        )
-        model = build_model(checkpoint=finetune(config).checkpoint)
-    else:
-        model = build_model(ARCH, schema=seq.schema, input_size=INPUT_SIZE)
-        model.config.steps = 0  # an untrained agent is never used
-    rest = [(0, f) for f in range(len(seq)) if f not in set(frames)]
-    return model, evaluate_model(model, [seq], steps=STEPS, frames=rest)
-
-
-def summarise(k: int, frames: list[int], model: Any, result: dict[str, Any]) -> dict[str, Any]:
-    names = ["zero_shot", *(f"step_{t}" for t in range(STEPS + 1))]
-    tstar = int(model.config.steps)
-    return {
-        "k": k,
+    seq, work, K = ctx["seq"], ctx["work"], ctx["seq"].schema.num_classes
+    data = write_corrections(seq, frames, work / f"export-{tag}", ctx["video"])
+    result = finetune(loop_config(str(data), work / f"ckpt-{tag}", len(frames), seed, **options))
+    model = build_model(checkpoint=result.checkpoint)
+    rest = [t for t in range(len(seq)) if t not in set(frames)]
+    anchors = {f: seq.labels(f) for f in frames}
+    truth = [seq.labels(t) for t in rest]
+    alone, fused = predict_all(model, ctx, rest, None), predict_all(model, ctx, rest, anchors)
+    tstar, fstar = int(model.config.steps), int(model.config.fusion_steps)
+    variants = {"model_only": [alone.maps[t][tstar] for t in rest]}
+    variants.update(flow_baselines(ctx, rest, anchors))
+    variants["fused_step_0"] = [fused.maps[t][0] for t in rest]
+    variants["fused_tstar"] = [fused.maps[t][fstar] for t in rest]
+    per_step = {f"fused_step_{s}": scores([fused.maps[t][s] for t in rest], truth, K)
+                for s in range(STEPS + 1)}  # fmt: skip
+    row = {
+        "k": len(frames),
         "corrected_frames": frames,
-        "tstar": tstar,
-        "metrics": {n: result[n] for n in names},
-        "pixels_to_change": result["pixels_to_change"][f"step_{tstar}"],
-        "pixels_to_change_per_step": result["pixels_to_change"],
-        "evaluated_frames": result["frames"],
-        "seconds_per_frame": result["seconds_per_frame"],
+        "variants": {name: scores(p, truth, K) for name, p in variants.items()},
+        "tstar": fstar,
+        "per_frame_tstar": tstar,
+        "fused_per_step": per_step,
+        "training": [m for m in result.history if m.get("phase") in ("fusion", "tstar")],
     }
+    return row, model, alone, variants
 
 
-def main(argv: list[str] | None = None) -> int:
+def ablation(ctx: dict, frames: list[int], seed: int, variants: dict) -> dict:
+    """At one k: no side actions, no curriculum, and flow_both snapped to the edges."""
+    from napari_cliprl.fusion.edges import snap_to_edges
+
+    seq, K = ctx["seq"], ctx["seq"].schema.num_classes
+    rest = [t for t in range(len(seq)) if t not in set(frames)]
+    truth = [seq.labels(t) for t in rest]
+    out: dict[str, Any] = {"k": len(frames)}
+    out["fused_tstar"] = scores(variants["fused_tstar"], truth, K)
+    snapped = [
+        snap_to_edges(p, np.asarray(seq.frames[t])) for p, t in zip(variants["flow_both"], rest)
+    ]
+    out["flow_both_snapped"] = scores(snapped, truth, K)
+    for name, options in (("no_side_actions", {"side_actions": False}),
+                          ("no_curriculum", {"curriculum": False})):  # fmt: skip
+        row, *_ = run_k(ctx, frames, f"{name}-k{len(frames)}", seed, **options)
+        out[name] = {"tstar": row["tstar"], **row["variants"]["fused_tstar"]}
+        out[f"{name}_per_step"] = row["fused_per_step"]
+    return out
+
+
+def pick(ctx: dict, k: int, rule: str, previous: tuple | None) -> list[int]:
+    """The corrected frames of round k: even, or the shipped suggestion rule on the previous
+    round's per-frame uncertainty (nested: the previous picks stay)."""
+    from napari_cliprl.annotation.suggest import pick_frames
+
+    n = len(ctx["seq"])
+    if rule == "even":
+        return pick_even(n, k)
+    if previous is None:  # the first round: the untrained model's uncertainty
+        from napari_cliprl.model.build import build_model
+
+        untrained = build_model(ARCH, schema=ctx["seq"].schema, input_size=INPUT_SIZE)
+        previous = ([], predict_all(untrained, ctx, list(range(n)), None))
+    chosen, store = previous
+    uncertainty = np.full(n, np.nan)
+    for i, value in store.uncertainty.items():
+        uncertainty[i] = value
+    reviewed = np.zeros(n, bool)
+    reviewed[chosen] = True
+    return sorted([*chosen, *pick_frames(uncertainty, k - len(chosen), reviewed)])
+
+
+def _print_row(row: dict[str, Any], seconds: float) -> None:
+    cells = "  ".join(f"{name} {100 * m['miou']:.1f}/{100 * m['pixels_to_change']:.2f}%"
+                      for name, m in row["variants"].items())  # fmt: skip
+    print(f"k={row['k']} T*={row['tstar']}  {cells}  [{seconds:.0f} s]", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="labelled sequence folder")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--pick", choices=("even", "uncertainty"), default="even")
     parser.add_argument("--ks", default=",".join(map(str, KS)), help="corrected-frame counts")
+    parser.add_argument("--every", type=int, default=1, help="take every Nth frame")
+    parser.add_argument("--ablation", type=int, default=0, help="ablations at this k (0: none)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not args.data.is_dir():
         print(f"skipped: {args.data} is absent (development data only)")
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
+    from napari_cliprl.flow import FlowCache
     from napari_cliprl.io import read_labeled
 
     torch.set_num_threads(1)
     seq = read_labeled(args.data)
-    ks = [int(k) for k in args.ks.split(",")]
+    seq = seq.subset(list(range(0, len(seq), args.every)))
     start = time.perf_counter()
-    report: dict[str, Any] = {
-        "arch": ARCH,
-        "input_size": list(INPUT_SIZE),
-        "pick": args.pick,
-        "data": str(args.data),
-        "frames": len(seq),
-        "results": [],
-    }
+    report: dict[str, Any] = {"arch": ARCH, "seconds": 0.0, "data": str(args.data),
+                              "every": args.every, "pick": args.pick, "frames": len(seq),
+                              "input_size": list(INPUT_SIZE), "results": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        work, chosen, model, last = Path(tmp), [], None, None
-        for k in ks:
-            if args.pick == "even" or model is None or k == 0:
-                chosen = pick_even(len(seq), k)
-            else:
-                chosen = pick_uncertain(model, seq, k, chosen[: k // 2] if k > 1 else [])
-            model, result = run_k(seq, chosen, work, True, args.seed)
-            report["results"].append(summarise(k, chosen, model, result))
-            last = (chosen, model, result)
-            _print_row(report["results"][-1], time.perf_counter() - start)
-        if not args.no_ablation and last is not None and last[0]:
-            report["ablation"], report["ablation_detail"] = ablation(seq, work, last, args.seed)
+        work = Path(tmp)
+        video = write_video(seq, work / "video")
+        ctx = {"seq": seq, "work": work, "video": video}
+        ctx["frames"] = [np.asarray(seq.frames[i]) for i in range(len(seq))]
+        ctx["flows"] = FlowCache(ctx["frames"])
+        previous = None
+        for k in (int(x) for x in args.ks.split(",")):
+            frames = pick(ctx, k, args.pick, previous)
+            row, model, alone, variants = run_k(ctx, frames, f"k{k}", args.seed)
+            report["results"].append(row)
+            previous = (frames, alone)
+            _print_row(row, time.perf_counter() - start)
+            if k == args.ablation:
+                report["ablation"] = ablation(ctx, frames, args.seed, variants)
     report["seconds"] = time.perf_counter() - start
+    report["fusion_config"] = dataclasses.asdict(loop_config("d", Path("o"), 1, 0).fusion)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
-
-
-def ablation(seq: Any, work: Path, last: tuple, seed: int) -> tuple[dict, dict]:
-    """At the largest k: no agent / agent without curriculum / agent with curriculum (at T*)."""
-    frames, model, result = last
-    plain_model, plain = run_k(seq, frames, work, False, seed)
-    t_cur, t_plain = int(model.config.steps), int(plain_model.config.steps)
-    ablation = {
-        "no_agent": result["step_0"],
-        "agent_no_curriculum": plain[f"step_{t_plain}"],
-        "agent_curriculum": result[f"step_{t_cur}"],
-    }
-    detail = {
-        "k": len(frames),
-        "tstar_curriculum": t_cur,
-        "tstar_no_curriculum": t_plain,
-        "no_curriculum_step_0": plain["step_0"],
-        "agent_no_curriculum_at_T": plain[f"step_{STEPS}"],
-        "agent_curriculum_at_T": result[f"step_{STEPS}"],
-    }
-    for name, m in ablation.items():
-        print(f"ablation {name:<20} mIoU {m['miou']:.4f}  challenge IoU {m['challenge_iou']:.4f}")
-    return ablation, detail
-
-
-def _print_row(row: dict[str, Any], seconds: float) -> None:
-    steps = "  ".join(f"{n} {m['miou']:.4f}" for n, m in row["metrics"].items())
-    print(
-        f"k={row['k']} frames {row['corrected_frames']} T*={row['tstar']}  mIoU: {steps}  "
-        f"pixels to change {row['pixels_to_change']:.4f}  [{seconds:.0f} s]",
-        flush=True,
-    )
 
 
 if __name__ == "__main__":

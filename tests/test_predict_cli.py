@@ -154,7 +154,7 @@ def test_bad_frame_range_is_reported(tmp_path, capsys):
     assert "selects no frame" in capsys.readouterr().err
 
 
-# -- video propagation (--propagate) --------------------------------------------------------
+# -- video propagation (--corrections) -------------------------------------------------------
 def _read_ids(path: Path) -> np.ndarray:
     from napari_cliprl.io.export import IGNORE_RGB
     from napari_cliprl.io.labeled import load_schema_labels
@@ -162,94 +162,76 @@ def _read_ids(path: Path) -> np.ndarray:
     return load_schema_labels(path, ENDOVIS2018, ignore_rgb=IGNORE_RGB)
 
 
-def test_propagate_writes_every_frame_and_resumes_from_disk(tmp_path, monkeypatch):
-    seq = write_sample_sequence(tmp_path / "seq", n_frames=5, seed=6)
+def _corrections(folder: Path, seq: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Reviewed corrections of ``names`` (their true labels) as an export with a manifest."""
+    from napari_cliprl.io import read_labeled
+    from napari_cliprl.io.export import make_manifest, write_labels
+
+    truth = read_labeled(seq)
+    labels = {n: truth.labels(truth.frame_names.index(n)) for n in names}
+    manifest = make_manifest(str(seq), ENDOVIS2018, [(n, int(n[-3:]), True) for n in names])
+    write_labels(folder, labels, ENDOVIS2018, manifest=manifest)
+    return labels
+
+
+def test_the_console_script_propagates_the_corrections(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from napari_cliprl.flow import FlowCache, propagate
+    from napari_cliprl.fusion.context import frame_context
+    from napari_cliprl.io import open_frames
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=6, seed=6)
+    labels = _corrections(tmp_path / "corr", seq, ["frame002"])
     out = tmp_path / "out"
-    args = ["predict", str(seq), "--out", str(out), *TINY, "--steps", "1", "--propagate"]
-    first = _Counter(monkeypatch, stop_after=2)
-    assert main(args) == 130 and first.frames == 2
-    priors = []
+    script = Path(sys.executable).parent / "cliprl"
+    args = ["predict", str(seq), "--out", str(out), *TINY, "--steps", "1", "--save-steps"]
+    args += ["--corrections", str(tmp_path / "corr")]
+    done = subprocess.run([str(script), *args], env=dict(os.environ), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    np.testing.assert_array_equal(_read_ids(out / "labels" / "frame002.png"), labels["frame002"])
+    flags = {f["name"]: f["reviewed"] for f in read_manifest(out)["frames"]}
+    assert flags == {f"frame{k:03d}": k == 2 for k in range(6)}
+    assert _label_files(out, "steps/propagated/labels") == [
+        f"frame{k:03d}.png" for k in (0, 1, 3, 4, 5)
+    ]
+    frames = open_frames(seq)
+    anchors = {2: labels["frame002"]}
+    expected = propagate(anchors, [0, 4], FlowCache(frames))
+    for k in (0, 4):  # what the flow carried from the correction, nearest anchor at distance 2
+        carried = frame_context(expected[k], anchors).propagated
+        np.testing.assert_array_equal(
+            _read_ids(out / "steps" / "propagated" / "labels" / f"frame{k:03d}.png"), carried
+        )
+
+
+def test_corrections_must_name_frames_of_the_source(tmp_path, capsys):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=7)
+    other = write_sample_sequence(tmp_path / "other", n_frames=5, seed=7)
+    _corrections(tmp_path / "corr", other, ["frame004"])
+    args = ["predict", str(seq), "--out", str(tmp_path / "o"), *TINY]
+    assert main([*args, "--corrections", str(tmp_path / "corr")]) == 2
+    assert "'frame004' is not a frame of" in capsys.readouterr().err
+
+
+def test_no_propagate_ignores_the_corrections(tmp_path, monkeypatch):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=8)
+    _corrections(tmp_path / "corr", seq, ["frame001"])
+    contexts = []
     original = Predictor.predict
 
-    def spy(self, frame, *a, prior=None, **kw):
-        priors.append(None if prior is None else prior.copy())
-        return original(self, frame, *a, prior=prior, **kw)
+    def spy(self, frame, *a, context=None, **kw):
+        contexts.append(context)
+        return original(self, frame, *a, context=context, **kw)
 
     monkeypatch.setattr(Predictor, "predict", spy)
-    second = _Counter(monkeypatch)
-    assert main(args) == 0 and second.frames == 3
-    assert _label_files(out) == [f"frame{k:03d}.png" for k in range(5)]
-    assert len(priors) == 3  # frames 2, 3, 4; frame 2 seeded by frame001.png read back
-    assert np.array_equal(priors[0], _read_ids(out / "labels" / "frame001.png"))
-    assert np.array_equal(priors[1], _read_ids(out / "labels" / "frame002.png"))
-    assert [f["index"] for f in read_manifest(out)["frames"]] == [0, 1, 2, 3, 4]
-
-
-def test_propagate_follows_a_corrected_first_frame(tmp_path):
-    from napari_cliprl.io.export import write_labels
-
-    seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=7)
-    plain = tmp_path / "plain"
-    assert main(["predict", str(seq), "--out", str(plain), *TINY, "--steps", "0"]) == 0
-    unseeded = _read_ids(plain / "labels" / "frame001.png")
-    h, w = unseeded.shape
-    # a "correction" of frame 0: left half a class the model does not predict, right half ignore
-    c = int(np.bincount(unseeded.ravel(), minlength=ENDOVIS2018.num_classes).argmin())
-    corrected = np.full((h, w), ENDOVIS2018.ignore_index, np.uint8)
-    corrected[:, : w // 2] = c
-    out = tmp_path / "out"  # a folder cliprl predict wrote, whose frame 0 a person corrected
-    assert (
-        main(["predict", str(seq), "--out", str(out), *TINY, "--steps", "0", "--frames", "0"]) == 0
-    )
-    write_labels(out, {"frame000": corrected}, ENDOVIS2018, overwrite=True)
-    args = ["predict", str(seq), "--out", str(out), *TINY, "--steps", "0", "--frames", "1:"]
-    assert main([*args, "--propagate", "--prior-weight", "1000"]) == 0
-    seeded = _read_ids(out / "labels" / "frame001.png")
-    assert not (unseeded[:, : w // 2] == c).all()
-    assert (seeded[:, : w // 2] == c).all()  # the prior wins where it has an opinion
-    right = slice(w // 2 + w // 8, None)  # no opinion: the plain prediction (off the border)
-    assert np.array_equal(seeded[:, right], unseeded[:, right])
-    assert (_read_ids(out / "labels" / "frame002.png")[:, : w // 2 - w // 8] == c).all()
-
-
-def test_propagate_order_and_bad_weight(tmp_path):
-    from types import SimpleNamespace
-
-    from napari_cliprl.annotation.run import predict_sequence
-
-    class _Fake:
-        priors: list = []
-
-        def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
-            self.priors.append((key[1], prior))
-            return SimpleNamespace(zero_shot=None, steps=[f"pred{key[1]}"], entropy=[])
-
-    class _Store:
-        """Frame 3's files exist (resume skips it); label files read back as "disk<i>"."""
-
-        steps = 0
-
-        def needs_prediction(self, index):
-            return index != 3
-
-        def write_prediction(self, index, zero_shot, steps, **kwargs):
-            pass
-
-        def seed_labels(self, index):
-            return f"disk{index}"
-
-        def is_reviewed(self, index):
-            return False
-
-    fake = _Fake()
-    frames = [np.zeros((4, 4, 3), np.uint8)] * 6
-    got = predict_sequence(fake, frames, [4, 3, 2, 1], _Store(), key="v", propagate=True)
-    assert [d.index for d in got] == [4, 2, 1]
-    assert fake.priors == [(4, "disk5"), (2, "disk3"), (1, "pred2")]
-    assert predict_cmd.PRIOR_WEIGHT == __import__("napari_cliprl.predictor").predictor.PRIOR_WEIGHT
-    seq = write_sample_sequence(tmp_path / "seq", n_frames=1, seed=8)
-    bad = ["predict", str(seq), "--out", str(tmp_path / "o"), *TINY, "--prior-weight", "-1"]
-    assert main(bad) == 2
+    args = ["predict", str(seq), "--out", str(tmp_path / "o"), *TINY, "--steps", "0"]
+    assert main([*args, "--corrections", str(tmp_path / "corr"), "--no-propagate"]) == 0
+    assert contexts == [None, None]  # frames 0 and 2, each on its own
+    assert main([*args, "--corrections", str(tmp_path / "corr"), "--overwrite"]) == 0
+    assert [c.index for c in contexts[2:]] == [0, 2]  # now seen from frame 1
 
 
 # -- the output folder: never anyone else's files, reviewed means reviewed, kill-safe order ----

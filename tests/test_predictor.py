@@ -140,30 +140,19 @@ def test_fast_upsampling_equals_bilinear_then_argmax(size):
     assert np.array_equal(_labels(logits, size), expected[0].argmax(0).numpy())
 
 
-def test_a_prior_pulls_labels_towards_it_and_ignore_means_no_opinion(model):
+def test_a_model_without_fusion_predicts_a_frame_with_a_context_on_its_own(model):
+    from napari_cliprl.fusion.context import FrameContext, SideMaps
+
     predictor = Predictor(model, device="cpu")
     frame = _frame(5)
     plain = predictor.predict(frame, steps=1)
-    prior = np.full((45, 60), 4, np.uint8)  # any size
-    pulled = predictor.predict(frame, steps=1, prior=prior, prior_weight=1000.0)
-    assert (pulled.steps[0] == 4).all() and pulled.cached
-    assert np.array_equal(pulled.zero_shot, plain.zero_shot)
-    none = predictor.predict(frame, steps=1, prior=np.full((9, 9), 255, np.uint8))
-    assert all(np.array_equal(a, b) for a, b in zip(none.steps, plain.steps))
-    with pytest.raises(ValueError, match="outside 0..11"):
-        predictor.predict(frame, prior=np.full((9, 9), 12, np.uint8))
-    with pytest.raises(ValueError, match="integer class ids"):
-        predictor.predict(frame, prior=np.zeros((9, 9), np.float32))
-
-
-def test_prior_weight_none_means_the_default_weight(model):
-    """The annotation loop passes ``prior_weight=None`` when the user set none."""
-    from napari_cliprl.predictor import PRIOR_WEIGHT
-
-    predictor = Predictor(model, device="cpu")
-    frame, prior = _frame(6), np.full((20, 25), 3, np.uint8)
-    default = predictor.predict(frame, steps=1, prior=prior, prior_weight=None)
-    explicit = predictor.predict(frame, steps=1, prior=prior, prior_weight=PRIOR_WEIGHT)
-    assert all(np.array_equal(a, b) for a, b in zip(default.steps, explicit.steps))
-    strong = predictor.predict(frame, steps=1, prior=prior, prior_weight=1000.0)
-    assert (strong.steps[0] == 3).all() and not (default.steps[0] == 3).all()
+    H, W = frame.shape[:2]
+    carried = SideMaps(np.full((H, W), 4, np.uint8), np.ones((H, W), np.float32), 1, 0)
+    pred = predictor.predict(frame, steps=1, context=FrameContext(1, carried, None))
+    assert all(np.array_equal(a, b) for a, b in zip(pred.steps, plain.steps)) and pred.cached
+    assert (pred.propagated == 4).all()  # the propagated labels are still there to show
+    bad = FrameContext(
+        1, SideMaps(np.zeros((9, 9), np.uint8), np.ones((9, 9), np.float32), 1, 0), None
+    )
+    with pytest.raises(ValueError, match="context of size"):
+        predictor.predict(frame, context=bad)

@@ -98,6 +98,14 @@ class ModelConfig:
     image_std: tuple[float, float, float] = OPENAI_STD
     train_backbone_blocks: int = 0  # last ViT blocks left trainable (saved in checkpoints)
     seed: int = 0  # seeds random initialisation (tiny-test backbone, decoder, agent)
+    fusion: bool = False  # video fusion: a fusion head and an agent that sees the labels
+    # propagated from reviewed frames and may take them (model.fusion_head)
+    fusion_dim: int = 32  # hidden channels of the fusion head
+    fusion_side_actions: bool = True  # the agent's "take the forward / backward / image label"
+    fusion_steps: int = 0  # T* for frames with a propagation context (chosen on validation)
+    snap_radius: int = 8  # fused labels are snapped to image edges by a guided filter of this
+    # radius in frame pixels (0: off)
+    snap_eps: float = 1e-3  # the guided filter's regularisation (grey levels in [0, 1])
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (training, T* search)
 
     def __post_init__(self) -> None:
@@ -116,6 +124,13 @@ class ModelConfig:
         _check_floats("image_std", self.image_std, 3, positive=True)
         _check_ints("train_backbone_blocks", self.train_backbone_blocks, 0)
         _check_ints("seed", self.seed, 0)
+        for name in ("fusion", "fusion_side_actions"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check_ints("fusion_dim", self.fusion_dim, 1, MAX_CHANNELS)
+        check_steps(self.fusion_steps, "fusion_steps")
+        _check_ints("snap_radius", self.snap_radius, 0, 256)
+        _check_floats("snap_eps", self.snap_eps, 1, positive=True)
         templates = self.templates
         if (
             not isinstance(templates, tuple)
@@ -145,6 +160,7 @@ class ModelConfig:
         for key in ("input_size", "layer_indices", "templates", "image_mean", "image_std"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
-        if _is_int(values.get("action_delta")):
-            values["action_delta"] = float(values["action_delta"])
+        for key in ("action_delta", "snap_eps"):
+            if _is_int(values.get(key)):
+                values[key] = float(values[key])
         return cls(**values)

@@ -5,6 +5,11 @@ frame (``key``, or a hash of its pixels) and by the backbone's fingerprint, so r
 agent with another number of steps, or after the decoder/agent were fine-tuned, skips it.
 The predictor never opens files (see ``model.build.build_model`` for that).  It runs the one
 inference path of ``model.inference`` (the one ``cliprl evaluate`` measures).
+
+A frame may come with a propagation context (``napari_cliprl.fusion.context.FrameContext``:
+the labels of reviewed frames carried to it by optical flow): a model trained for video fusion
+then fuses them with the image (``model.fusion_head``), and every step's label map is the fused
+full-resolution map snapped to the frame's edges (``napari_cliprl.fusion``).
 """
 
 from __future__ import annotations
@@ -20,87 +25,20 @@ import torch.nn.functional as F
 
 from napari_cliprl.config import check_steps
 from napari_cliprl.devices import resolve_device
+from napari_cliprl.fusion.context import FrameContext
+from napari_cliprl.fusion.grid import context_channels
 from napari_cliprl.model.backbone import Features
 from napari_cliprl.model.cliprl import CLIPRL, CLIPRLOutput
-from napari_cliprl.model.inference import (
-    inference_context,
-    predict_logits,
-    prior_logits,
-    upsample_labels,
-)
+from napari_cliprl.model.fusion_head import fused_grid_logits, side_areas
+from napari_cliprl.model.inference import inference_context, predict_logits
 from napari_cliprl.model.policy import entropy as entropy_map
+from napari_cliprl.prediction import Prediction
 from napari_cliprl.schemas import LabelSchema
-from napari_cliprl.steps import ZERO_SHOT_KEY
 
-PRIOR_WEIGHT = 0.125  # logit added to the prior's class; chosen on held-out frames (benchmarks.md)
+__all__ = ["Prediction", "Predictor", "as_rgb_frame", "frame_key"]
+
 ProgressCallback = Callable[..., None]  # progress(done, total, message="")
 StopCallback = Callable[[], bool]
-
-
-class Prediction:
-    """The result for one frame (label maps are H x W uint8 class ids at the frame's size).
-
-    zero_shot: CLIP zero-shot labels.  steps: T + 1 maps, 0 = decoder, t = after agent step t.
-    labels: the last step's map.  entropy: mean per-pixel entropy (nats) of each step.
-    actions: T maps of action ids on the stride-4 grid (H/4 x W/4 of the model input).
-    probabilities: K x h x w float32 softmax of the last step (model resolution), if asked.
-    cached: whether the backbone features came from the cache.
-    seconds: wall time of "backbone", "decoder", "agent" (and "labels" once computed).
-
-    Label maps are upsampled from the model's logits on first access and then kept, so a
-    caller that reads only ``labels`` pays for one full-resolution map, not T + 2.
-    """
-
-    def __init__(
-        self,
-        *,
-        logits: list[torch.Tensor],  # T + 1 tensors K x h x w (CPU, float32)
-        zero_shot_logits: torch.Tensor,  # K x h' x w' (patch grid)
-        size: tuple[int, int],
-        entropy: list[float],
-        actions: list[np.ndarray] | None = None,
-        probabilities: np.ndarray | None = None,
-        cached: bool = False,
-        seconds: dict[str, float] | None = None,
-    ) -> None:
-        self._logits = logits
-        self._zero_shot_logits = zero_shot_logits
-        self._maps: dict[int | str, np.ndarray] = {}
-        self.size = (int(size[0]), int(size[1]))
-        self.entropy = entropy
-        self.actions = actions or []
-        self.probabilities = probabilities
-        self.cached = cached
-        self.seconds = seconds or {}
-
-    def _map(self, which: int | str) -> np.ndarray:
-        if which not in self._maps:
-            start = time.perf_counter()
-            source = self._zero_shot_logits if which == ZERO_SHOT_KEY else self._logits[which]
-            self._maps[which] = upsample_labels(source, self.size)
-            self.seconds["labels"] = self.seconds.get("labels", 0.0) + time.perf_counter() - start
-        return self._maps[which]
-
-    @property
-    def zero_shot(self) -> np.ndarray:
-        return self._map(ZERO_SHOT_KEY)
-
-    @property
-    def steps(self) -> list[np.ndarray]:
-        return [self._map(t) for t in range(len(self._logits))]
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The last step's labels (what a user exports)."""
-        return self._map(len(self._logits) - 1)
-
-    @property
-    def num_steps(self) -> int:
-        """T: the number of agent steps."""
-        return len(self._logits) - 1
-
-    def __repr__(self) -> str:
-        return f"Prediction(size={self.size}, steps={self.num_steps}, cached={self.cached})"
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -176,26 +114,23 @@ class Predictor:
         frame: np.ndarray,
         steps: int | None = None,
         key: Hashable | None = None,
-        prior: np.ndarray | None = None,
-        prior_weight: float | None = None,
+        context: FrameContext | None = None,
         *,
         return_probabilities: bool = False,
     ) -> Prediction:
         """Labels for one frame (H x W x 3 uint8; grey and RGBA are converted).
 
-        steps: agent steps T (default: the model's T*; at most limits.MAX_STEPS).
-        key: names the frame in the feature cache, e.g. ``(source_path, index)``; default: a
-        hash of its pixels. prior: H' x W' class ids (any size; ignore index = no opinion),
-        e.g. the previous frame's corrected labels for video propagation: ``prior_weight``
-        (None: ``PRIOR_WEIGHT``) is added to the decoder logit of the prior's class in every
-        cell before the agent runs.
+        steps: agent steps T (default: the model's T*, ``config.fusion_steps`` with a
+        context; at most limits.MAX_STEPS). key: names the frame in the feature cache, e.g.
+        ``(source_path, index)``; default: a hash of its pixels. context: the frame's
+        propagation context (labels of reviewed frames carried by optical flow, at the
+        frame's size), for a model trained for video fusion (``config.fusion``).
         """
         return self.predict_batch(
             [frame],
             steps,
             None if key is None else [key],
-            None if prior is None else [prior],
-            prior_weight,
+            None if context is None else [context],
             return_probabilities=return_probabilities,
         )[0]
 
@@ -204,38 +139,70 @@ class Predictor:
         frames: Sequence[np.ndarray],
         steps: int | None = None,
         keys: Sequence[Hashable] | None = None,
-        priors: Sequence[np.ndarray | None] | None = None,
-        prior_weight: float | None = None,
+        contexts: Sequence[FrameContext | None] | None = None,
         *,
         return_probabilities: bool = False,
     ) -> list[Prediction]:
-        """``predict`` for several frames, batching the network (frames may differ in size)."""
+        """``predict`` for several frames, batching the network (frames may differ in size;
+        frames with and without a context run as two batches)."""
         frames = [as_rgb_frame(f) for f in frames]
         if keys is not None and len(keys) != len(frames):
             raise ValueError(f"{len(keys)} keys for {len(frames)} frames")
-        if priors is not None and len(priors) != len(frames):
-            raise ValueError(f"{len(priors)} priors for {len(frames)} frames")
-        steps = check_steps(self._model.config.steps if steps is None else steps)
-        prior = None
-        if priors is not None:
-            prior = prior_logits(
-                priors,
-                num_classes=self._model.num_classes,
-                ignore_index=self._model.schema.ignore_index,
-                grid=self._model.logits_size,
-                weight=PRIOR_WEIGHT if prior_weight is None else float(prior_weight),
-            )
+        contexts = list(contexts) if contexts is not None else [None] * len(frames)
+        if len(contexts) != len(frames):
+            raise ValueError(f"{len(contexts)} contexts for {len(frames)} frames")
         keys = list(keys) if keys is not None else [frame_key(f) for f in frames]
+        groups = [
+            [i for i, c in enumerate(contexts) if (c is None) == without]
+            for without in (True, False)
+        ]
+        out: list[Prediction | None] = [None] * len(frames)
+        for group in (g for g in groups if g):
+            preds = self._predict_group(
+                [frames[i] for i in group],
+                steps,
+                [keys[i] for i in group],
+                [contexts[i] for i in group],
+                return_probabilities,
+            )
+            for i, pred in zip(group, preds):
+                out[i] = pred
+        return out  # type: ignore[return-value]
+
+    def _predict_group(
+        self,
+        frames: list[np.ndarray],
+        steps: int | None,
+        keys: list[Hashable],
+        contexts: list[FrameContext | None],
+        probabilities: bool,
+    ) -> list[Prediction]:
+        """Frames that all have a context, or all have none, in one network batch. A model
+        without fusion predicts frames with a context on their own (the context is kept for
+        ``Prediction.propagated``)."""
+        model = self._model
+        context = None
+        for frame, c in zip(frames, contexts):
+            if c is not None and tuple(c.size) != frame.shape[:2]:
+                raise ValueError(
+                    f"a context of size {c.size} for a frame of size {frame.shape[:2]}"
+                )
+        if contexts[0] is not None and model.fusion_head is not None:
+            context = torch.stack(
+                [context_channels(c, model.num_classes, model.logits_size) for c in contexts]
+            )
+        default = model.config.steps if context is None else model.config.fusion_steps
+        steps = check_steps(default if steps is None else steps)
         start = time.perf_counter()
         features, cached = self._features(frames, keys)
         backbone = time.perf_counter() - start
         seconds: dict[str, float] = {}
         out = predict_logits(
-            self._model, features=features, steps=steps, prior=prior, seconds=seconds
+            model, features=features, steps=steps, context=context, seconds=seconds
         )
         seconds["backbone"] = backbone
         return [
-            self._prediction(out, i, frame, cached[i], seconds, return_probabilities)
+            self._prediction(out, i, frame, cached[i], seconds, probabilities, contexts[i], context)
             for i, frame in enumerate(frames)
         ]
 
@@ -247,21 +214,34 @@ class Predictor:
         cached: bool,
         seconds: dict[str, float],
         probabilities: bool,
+        context: FrameContext | None = None,
+        channels: torch.Tensor | None = None,
     ) -> Prediction:
         """Frame ``i`` of a batch's output (logits moved to the CPU; labels come lazily)."""
         n = out.zero_shot.shape[0]
         logits = [lg[i].detach().float().cpu() for lg in out.logits]
+        gains = None
+        seen = logits  # what the agent sees: fused grid logits with a context
+        if out.gains is not None and channels is not None:
+            gains = [g[i].detach().float().cpu() for g in out.gains]
+            areas = side_areas(channels[i : i + 1].float(), len(logits[0]))
+            seen = [fused_grid_logits(lg[None], g[None], areas)[0] for lg, g in zip(logits, gains)]
+        cfg = self._model.config
         pred = Prediction(
             logits=logits,
             zero_shot_logits=out.zero_shot[i].detach().float().cpu(),
             size=frame.shape[:2],
-            entropy=[float(entropy_map(lg[None]).mean()) for lg in logits],
+            entropy=[float(entropy_map(lg[None]).mean()) for lg in seen],
             actions=[a[i].to(torch.uint8).cpu().numpy() for a in out.actions],
             cached=cached,
             seconds={k: v / n for k, v in seconds.items()},
+            gains=gains,
+            context=context,
+            frame=frame,
+            snap=(cfg.snap_radius, cfg.snap_eps),
         )
         if probabilities:
-            pred.probabilities = F.softmax(logits[-1], 0).numpy()
+            pred.probabilities = F.softmax(seen[-1], 0).numpy()
         return pred
 
     def _features(

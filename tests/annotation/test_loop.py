@@ -37,14 +37,14 @@ T, H, W, STEPS = 4, 64, 80, 2
 
 
 class EntropyPredictor:
-    """Frame i gets entropy ``scores[i]``; step t is filled with t; records priors."""
+    """Frame i gets entropy ``scores[i]``; step t is filled with t; records contexts."""
 
     def __init__(self, scores: list[float]) -> None:
         self.scores = scores
-        self.priors: list[np.ndarray | None] = []
+        self.contexts: list = []
 
-    def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
-        self.priors.append(prior)
+    def predict(self, frame, steps=None, key=None, context=None):
+        self.contexts.append(context)
         i = int(frame[0, 0, 0])
         maps = [np.full((H, W), t, np.uint8) for t in range(steps + 1)]
         return SimpleNamespace(
@@ -136,19 +136,21 @@ def test_uncertainty_is_stored_persisted_and_drives_suggestions(session):
     np.testing.assert_allclose(reopened.uncertainty(), session.uncertainty())
 
 
-def test_propagation_passes_previous_corrected_labels(session):
+def test_propagation_passes_the_reviewed_labels_as_each_frames_context(session):
     predictor = EntropyPredictor([0.1] * T)
     list(predict_sequence(predictor, index_frames(), [0, 1], session, propagate=True))
-    assert predictor.priors[0] is None  # frame 0 has no previous frame
-    np.testing.assert_array_equal(predictor.priors[1], np.full((H, W), STEPS))
+    assert predictor.contexts == [None, None]  # nothing reviewed yet: each frame on its own
     edited = np.full((H, W), 5, np.uint8)
     session.array(CORRECTED)[1] = edited
     session.mark_reviewed([1])
-    done = list(predict_sequence(predictor, index_frames(), [2], session, propagate=True))
-    np.testing.assert_array_equal(predictor.priors[-1], edited)  # the reviewed edit
-    assert done[0].prior
-    list(predict_sequence(predictor, index_frames(), [3], session))
-    assert predictor.priors[-1] is None  # only with propagate
+    done = list(predict_sequence(predictor, index_frames(), [0, 1, 2], session, propagate=True))
+    assert [d.index for d in done] == [0, 2] and all(d.propagated for d in done)
+    before, after = predictor.contexts[-2:]
+    assert before.forward is None and before.backward.anchor == 1  # frame 0: from frame 1
+    assert after.backward is None and after.forward.anchor == 1  # frame 2: from frame 1
+    np.testing.assert_array_equal(after.propagated, edited)  # still frames: no motion
+    list(predict_sequence(predictor, index_frames(), [3], session, propagate=False))
+    assert predictor.contexts[-1] is None  # only with propagate
 
 
 def test_evaluation_table_matches_evaluate_frames(session):

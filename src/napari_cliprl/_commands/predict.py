@@ -8,18 +8,18 @@ its reviewed flag). OUT must be new, empty, or a folder ``cliprl predict`` or th
 export wrote, and must not overlap SRC: anything else (e.g. ground truth) is refused before a
 file is written (see :mod:`napari_cliprl.annotation.output_folder`, docs/files.md).
 
-``--propagate`` (video propagation, off by default): frames run in order and each one's
-decoder logits get ``--prior-weight`` added to the class its predecessor was labelled with
-(``Predictor.predict(prior=...)``).  The predecessor's labels are this run's prediction, or
-its label file in OUT when that frame was skipped (resume) or lies just before the selected
-range: correct ``OUT/labels/frame010.png`` by hand, then ``--propagate --frames 11:
---overwrite`` re-labels the frames after it seeded by the correction.
+``--corrections DIR`` (video propagation): reviewed label files (an export folder, whose
+manifest marks them reviewed, or any labelled sequence whose frame names match SRC's) are
+anchors: each is written as its frame's label file (marked reviewed in the manifest), and every
+other frame is predicted from the labels of its nearest anchors before and after it, carried by
+optical flow (a model fine-tuned on reviewed frames of a video fuses them with the image; see
+``annotation.run``). Frames OUT's own manifest marks reviewed are anchors too; ``--no-propagate``
+predicts every frame on its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -27,7 +27,6 @@ from typing import Any
 
 NAME = "predict"
 HELP = "Predict labels for a video, a frame folder or an EndoVis sequence (EndoVis output)."
-PRIOR_WEIGHT = 0.125  # predictor.PRIOR_WEIGHT (not imported: the CLI parser must not load torch)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,15 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="recompute frames whose outputs exist in --out"
     )
     parser.add_argument(
-        "--propagate",
-        action="store_true",
-        help="seed each frame with the previous frame's labels (this run's, or OUT's file)",
+        "--corrections",
+        metavar="DIR",
+        help="reviewed label files whose frame names match SRC's: propagated to the other frames",
     )
     parser.add_argument(
-        "--prior-weight",
-        type=float,
-        default=PRIOR_WEIGHT,
-        help=f"logit added to the previous frame's class with --propagate (default {PRIOR_WEIGHT})",
+        "--no-propagate",
+        dest="propagate",
+        action="store_false",
+        help="ignore reviewed frames: predict every frame on its own",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -73,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
-    if not math.isfinite(args.prior_weight) or args.prior_weight < 0:
-        raise CLIError(f"--prior-weight must be a finite number >= 0, got {args.prior_weight}")
     from napari_cliprl.annotation.output_folder import check_output_folder
 
     source = open_frames(args.src)
@@ -83,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         check_output_folder(out, args.src, source.path)  # before the model loads; again locked
         predictor, checkpoint = load_model(args)
-        return _predict(args, source, indices, predictor, checkpoint, out)
+        anchors = read_corrections(args.corrections, source, predictor.schema)
+        return _predict(args, source, indices, predictor, checkpoint, out, anchors)
     finally:
         source.close()
 
@@ -109,6 +107,32 @@ def parse_frame_range(text: str | None, n: int) -> list[int]:
     if not indices:
         raise CLIError(f"--frames {text!r} selects no frame of {n}")
     return indices
+
+
+def read_corrections(folder: str | None, source: Any, schema: Any) -> dict[int, Any]:
+    """Frame index in ``source`` -> H x W uint8 labels of the reviewed frames in ``folder``."""
+    from napari_cliprl.cli import CLIError
+    from napari_cliprl.io import read_labeled
+
+    if not folder:
+        return {}
+    seq = read_labeled(folder, schema, reviewed_only=True)
+    where = {name: i for i, name in enumerate(source.frame_names)}
+    anchors = {}
+    for k, name in enumerate(seq.frame_names):
+        if name not in where:
+            raise CLIError(
+                f"--corrections {folder}: frame {name!r} is not a frame of {source.path} "
+                f"(its frames are named like {source.frame_names[0]!r})"
+            )
+        labels = seq.labels(k)
+        if labels.shape != tuple(source.shape[1:3]):
+            raise CLIError(
+                f"--corrections {folder}: {name} is {labels.shape[1]}x{labels.shape[0]}, "
+                f"the frames of {source.path} are {source.shape[2]}x{source.shape[1]}"
+            )
+        anchors[where[name]] = labels
+    return anchors
 
 
 def model_spec(args: argparse.Namespace) -> Any:
@@ -151,6 +175,7 @@ def _predict(
     predictor: Any,
     ckpt: Path | None,
     out: Path,
+    anchors: dict[int, Any],
 ) -> int:
     from tqdm import tqdm
 
@@ -159,20 +184,24 @@ def _predict(
     from napari_cliprl.annotation.run import predict_sequence
 
     model = predictor.model
+    fused = bool(anchors) and args.propagate and model.config.fusion
+    default = model.config.fusion_steps if fused else model.config.steps
     store = OutputFolder(
         out,
         model.schema,
         source.frame_names,
-        steps=model.config.steps if args.steps is None else args.steps,
+        steps=default if args.steps is None else args.steps,
         source=os.fspath(Path(source.path).resolve()),
         checkpoint_hash=checkpoint_hash(ckpt),
         save_steps=args.save_steps,
         save_frames=args.save_frames,
         overwrite=args.overwrite,
+        anchors=anchors,
     )
     store.start()  # locks OUT, checks it again, writes the manifest before any label
     try:
-        todo = [i for i in indices if store.needs_prediction(i)]
+        store.write_anchors()
+        todo = [i for i in indices if store.needs_prediction(i) and i not in anchors]
         done = len(indices) - len(todo)
         if done and not args.quiet:
             print(f"cliprl predict: {done} of {len(indices)} frames already written, skipping "
@@ -187,7 +216,6 @@ def _predict(
             store,
             key=str(source.path),
             propagate=args.propagate,
-            prior_weight=args.prior_weight,
         )
         try:
             for _ in frames:

@@ -8,6 +8,7 @@ Layout (see :mod:`napari_cliprl.io.export`)::
     OUT/left_frames/<name>.png        the frame (``save_frames``), before its labels
     OUT/steps/zero_shot/labels/...    every proposal (``save_steps``)
     OUT/steps/step_<t>/labels/...
+    OUT/steps/propagated/labels/...   with propagation: the labels carried from the anchors
     OUT/labels/<name>.png             the last step, written last: it marks the frame done
     OUT/.cliprl.lock                  held while a run writes the folder
 
@@ -23,13 +24,18 @@ What it guarantees about the folder:
 - a frame whose label is replaced loses its reviewed flag, in manifest.json *before* the new
   label is written (a kill never leaves a raw prediction marked reviewed);
 - every file is written atomically; temporaries a killed run left are removed on the next run.
+
+``anchors`` (frame index -> H x W uint8 labels, e.g. ``cliprl predict --corrections``) are
+reviewed frames: :meth:`write_anchors` writes them as the frames' label files, marked reviewed,
+and the other frames are predicted from them (``annotation.run``); so are frames OUT's own
+manifest marks reviewed.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +131,7 @@ class OutputFolder:
         save_steps: bool = False,
         save_frames: bool = False,
         overwrite: bool = False,
+        anchors: Mapping[int, np.ndarray] | None = None,
     ) -> None:
         self.out = Path(out)
         self.schema = schema
@@ -140,6 +147,8 @@ class OutputFolder:
         self._reviewed: set[int] = set()
         self._written: set[int] = set()
         self._lock: locking.FolderLock | None = None
+        self._anchors = {int(i): np.asarray(labels) for i, labels in (anchors or {}).items()}
+        self._reviewed |= set(self._anchors)
 
     @property
     def steps(self) -> int:
@@ -161,6 +170,31 @@ class OutputFolder:
 
     def is_reviewed(self, index: int) -> bool:
         return int(index) in self._reviewed
+
+    @property
+    def reviewed(self) -> list[int]:
+        """Frames whose labels are a person's: the anchors, and OUT's reviewed files."""
+        return sorted(i for i in self._reviewed if 0 <= i < len(self.names))
+
+    def anchor_labels(self, index: int) -> np.ndarray:
+        labels = self._anchors.get(int(index))
+        if labels is None:
+            labels = self.seed_labels(index)
+        if labels is None:
+            raise ValueError(
+                f"frame {index} is marked reviewed but has no label file in {self.out}"
+            )
+        return labels
+
+    def write_anchors(self) -> None:
+        """Write each anchor as its frame's label file, then list them reviewed (after
+        :meth:`start`; a kill in between leaves them listed unreviewed, never the reverse)."""
+        for i, labels in sorted(self._anchors.items()):
+            path = self.out / "labels" / f"{self.names[i]}.png"
+            write_png(path, encode_labels(labels, self.schema, str(path)), True)
+            self._written.add(i)
+        if self._anchors:
+            self.write_manifest()
 
     def seed_labels(self, index: int) -> np.ndarray | None:
         path = self.out / "labels" / f"{self.names[index]}.png"
@@ -189,6 +223,7 @@ class OutputFolder:
                 self._listed.add(f["index"])
                 if f.get("reviewed"):
                     self._reviewed.add(f["index"])
+            self._reviewed |= set(self._anchors)
             labels = self.out / "labels"
             if labels.is_dir():  # label files a killed run wrote after its last manifest
                 self._listed |= {
@@ -220,10 +255,14 @@ class OutputFolder:
         *,
         uncertainty: float | None = None,
         frame: np.ndarray | None = None,
+        propagated: np.ndarray | None = None,
     ) -> None:
         """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, label); without
         ``overwrite`` only those missing. Replacing a reviewed label clears its flag first."""
         paths = self.outputs(index)
+        if self.save_steps and propagated is not None:
+            path = self.out / "steps" / "propagated" / "labels" / f"{self.names[index]}.png"
+            write_png(path, encode_labels(np.asarray(propagated), self.schema, str(path)), True)
         maps: list[Any] = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
         if self.save_frames:
             if frame is None:

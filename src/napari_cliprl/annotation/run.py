@@ -1,14 +1,22 @@
 """Predicting a sequence of frames into a label store: the one run loop of the widget's Run,
-``cliprl predict`` and the benchmarks.
+``cliprl predict``, the re-proposal after a review and the benchmarks.
 
 :func:`predict_sequence` yields after each frame so a caller can show results as they come,
 report progress and stop between frames. It never opens a model or a file itself.
+
+The video is the context of every frame: with ``propagate`` and reviewed frames in the store,
+each frame to predict gets the labels of its nearest reviewed frames before and after it,
+carried to it by optical flow (``napari_cliprl.flow``; a :class:`~napari_cliprl.flow.FlowCache`
+computes each consecutive flow once), as its propagation context
+(:class:`~napari_cliprl.fusion.context.FrameContext`). A model trained for video fusion fuses
+them with the image; the raw propagated labels are stored as the ``propagated`` proposal.
+Reviewed frames are then never predicted: their labels are what the others are built from.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +25,8 @@ import numpy as np
 from napari_cliprl.annotation.store import LabelStore, PredictorLike
 from napari_cliprl.annotation.suggest import frame_uncertainty
 from napari_cliprl.errors import describe_error
+from napari_cliprl.flow import FlowCache, FlowSource, iter_propagate
+from napari_cliprl.fusion.context import FrameContext, frame_context
 
 Progress = Callable[[int, int, str], None]
 
@@ -29,7 +39,7 @@ class FrameDone:
     done: int  # frames finished so far in this run
     total: int  # frames this run predicts
     seconds: float = 0.0  # wall time of this frame's prediction (the model's, not the store's)
-    prior: bool = False  # a neighbour's labels were passed as ``prior=``
+    propagated: bool = False  # the frame had a propagation context from reviewed frames
 
 
 def predict_sequence(
@@ -39,60 +49,85 @@ def predict_sequence(
     store: LabelStore,
     *,
     key: str = "",
-    propagate: bool = False,
-    prior_weight: float | None = None,
+    propagate: bool = True,
+    flows: FlowSource | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress: Progress | None = None,
 ) -> Iterator[FrameDone]:
-    """Predict ``frames[i]`` (H x W x 3 uint8) for each i of ``indices`` (the processing order)
-    that ``store.needs_prediction(i)``, writing zero-shot and step 0 .. step T proposals and the
-    frame's uncertainty (for frame suggestions) into ``store``.
+    """Predict ``frames[i]`` (H x W x 3 uint8) for each i of ``indices`` that
+    ``store.needs_prediction(i)``, writing zero-shot and step 0 .. step T proposals, the
+    frame's uncertainty (for frame suggestions) and, with a context, the ``propagated`` labels
+    into ``store``.
 
     ``key``: names the video in the predictor's feature cache (keys ``(key, i)``).
-    ``propagate``: seed each frame with its predecessor's labels (``prior=``): the previous frame
-    of ``indices`` (for the first, its neighbour on the side the order comes from); a reviewed
-    predecessor gives its correction, else the prediction just made or what the store holds.
+    ``propagate``: when the store has reviewed frames, give every frame its propagation
+    context (module doc) and skip the reviewed frames; frames are then processed gap by gap
+    (between consecutive reviewed frames, in the order ``indices`` first reaches each gap),
+    ascending within a gap. ``flows``: consecutive flows of ``frames`` (e.g. a session's
+    on-disk FlowCache); None: computed in memory as needed. Without propagation (or without
+    reviewed frames) frames run in the order of ``indices``, each on its own.
     ``should_stop()`` is checked before each frame; ``progress(done, total, message)`` after.
     """
-    order = [int(i) for i in indices]
-    todo = [i for i in order if store.needs_prediction(i)]
-    backwards = len(order) > 1 and order[1] < order[0]
-    wanted = set(todo)
-    last: tuple[int, np.ndarray] | None = None
+    anchors = _anchors(store) if propagate else {}
+    wanted = [int(i) for i in indices]
+    if anchors:
+        wanted = [i for i in wanted if i not in anchors]
+    todo = [i for i in dict.fromkeys(wanted) if store.needs_prediction(i)]
     done = 0
-    for j, i in enumerate(order):
-        if i not in wanted:
-            continue
+    for i, context in _frames_with_context(todo, anchors, frames, flows):
         if should_stop is not None and should_stop():
             return
-        before = order[j - 1] if j else i + (1 if backwards else -1)
-        prior = _prior(store, before, last, len(frames)) if propagate else None
         start = time.perf_counter()
         frame = np.asarray(frames[i])
-        kwargs: dict[str, Any] = {"key": (key, i) if key else None, "prior": prior}
-        if prior is not None and prior_weight is not None:
-            kwargs["prior_weight"] = prior_weight
+        kwargs: dict[str, Any] = {"key": (key, i) if key else None}
+        if context is not None:
+            kwargs["context"] = context
         pred = predictor.predict(frame, steps=store.steps, **kwargs)
         seconds = time.perf_counter() - start
         steps, entropy = list(pred.steps), list(getattr(pred, "entropy", None) or [])
         score = frame_uncertainty(entropy, steps) if entropy else None
-        store.write_prediction(i, pred.zero_shot, steps, uncertainty=score, frame=frame)
-        last = (i, steps[-1])
+        extra = {} if context is None else {"propagated": context.propagated}
+        store.write_prediction(i, pred.zero_shot, steps, uncertainty=score, frame=frame, **extra)
         done += 1
         if progress is not None:
             progress(done, len(todo), f"frame {i}")
-        yield FrameDone(i, done, len(todo), seconds=seconds, prior=prior is not None)
+        yield FrameDone(i, done, len(todo), seconds=seconds, propagated=context is not None)
 
 
-def _prior(
-    store: LabelStore, before: int, last: tuple[int, np.ndarray] | None, n: int
-) -> np.ndarray | None:
-    """Labels of frame ``before``: a reviewed correction, the prediction just made, the store's."""
-    if not 0 <= before < n:
-        return None
-    if last is not None and last[0] == before and not store.is_reviewed(before):
-        return last[1]
-    return store.seed_labels(before)
+def _anchors(store: LabelStore) -> dict[int, np.ndarray]:
+    """The store's reviewed frames and their labels (empty for a store without reviews)."""
+    reviewed = getattr(store, "reviewed", None) or []
+    return {int(i): np.asarray(store.anchor_labels(int(i))) for i in reviewed}
+
+
+def _frames_with_context(
+    todo: list[int],
+    anchors: dict[int, np.ndarray],
+    frames: Any,
+    flows: FlowSource | None,
+) -> Iterable[tuple[int, FrameContext | None]]:
+    """(frame, its context) for every frame of ``todo``; contexts only with anchors."""
+    if not anchors or not todo:
+        yield from ((i, None) for i in todo)
+        return
+    if len(frames) < 2:
+        yield from ((i, None) for i in todo)
+        return
+    flows = flows if flows is not None else FlowCache(frames)
+    for gap in _gaps_in_order(todo, sorted(anchors)):
+        for i, propagated in iter_propagate(anchors, gap, flows):
+            yield i, frame_context(propagated, anchors)
+
+
+def _gaps_in_order(todo: list[int], keys: list[int]) -> list[list[int]]:
+    """``todo`` split into the gaps between consecutive anchors ``keys``, each ascending, the
+    gaps in the order ``todo`` first reaches them."""
+    import bisect
+
+    gaps: dict[int, list[int]] = {}
+    for i in todo:
+        gaps.setdefault(bisect.bisect_left(keys, i), []).append(i)
+    return [sorted(frames) for frames in gaps.values()]
 
 
 def run_job(
@@ -103,6 +138,7 @@ def run_job(
     store: LabelStore,
     key: str = "",
     propagate: bool = False,
+    flows: FlowSource | None = None,
 ) -> Iterator[FrameDone]:
     """A whole run for a worker thread: get the model of ``spec`` from ``cache`` (a
     :class:`~napari_cliprl.annotation.models.PredictorCache`), then :func:`predict_sequence`.
@@ -112,7 +148,9 @@ def run_job(
     """
     try:
         predictor = cache.get(spec)
-        yield from predict_sequence(predictor, frames, indices, store, key=key, propagate=propagate)
+        yield from predict_sequence(
+            predictor, frames, indices, store, key=key, propagate=propagate, flows=flows
+        )
     except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
         return describe_error(e, spec.device)  # type: ignore[return-value]
     return None

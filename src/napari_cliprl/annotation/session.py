@@ -5,7 +5,9 @@ A session folder (default ``<video>.cliprl-session/`` beside the video) holds::
     session.json     source, shape, schema, model, steps, reviewed and predicted frames,
                      the model's uncertainty per predicted frame (frame suggestions)
     labels.zarr/     one T x H x W uint8 array per layer, chunk = one frame:
-                     zero_shot, step_0 ... step_T (model proposals), corrected (edited)
+                     zero_shot, step_0 ... step_T (model proposals), corrected (edited),
+                     propagated (reviewed labels carried by optical flow; 255 = none yet)
+    flow.zarr/       optical flows of the video (``flow.FlowCache(frames, folder)``)
     .cliprl.lock     held while a process has the session open for writing
 
 Label stacks never live whole in memory: viewers index the zarr arrays frame by frame, and
@@ -58,6 +60,7 @@ from napari_cliprl.annotation.session_store import (
     check_chunk,
     chunk_path,
     create_array,
+    open_arrays,
 )
 from napari_cliprl.files import write_json_atomic
 from napari_cliprl.schemas import LabelSchema
@@ -78,6 +81,7 @@ __all__ = [
 ]
 
 ZERO_SHOT = ZERO_SHOT_LABEL
+PROPAGATED = "propagated"  # raw propagation of the reviewed frames (not in ``layer_names``)
 SAVE_INTERVAL = 1.0  # seconds between session.json writes while proposals stream in
 
 Progress = Callable[[int, int, str], None]
@@ -192,9 +196,9 @@ class Session:
         for i in self.reviewed:
             check_chunk(self.folder, CORRECTED, i, "is marked reviewed but its labels are gone")
 
-    def _create_array(self, name: str) -> zarr.Array:
+    def _create_array(self, name: str, fill_value: int = 0) -> zarr.Array:
         self._require_writable()
-        array = create_array(self.folder, name, self.shape)
+        array = create_array(self.folder, name, self.shape, fill_value=fill_value)
         self._arrays[name] = SessionArray(array, name, self.folder, self.read_only)
         return array
 
@@ -213,10 +217,22 @@ class Session:
         return [*proposal_labels(self.steps), CORRECTED]
 
     def array(self, name: str) -> SessionArray:
-        """The T x H x W uint8 array of layer ``name`` (chunk = one frame; see SessionArray)."""
-        if name not in self.layer_names or name not in self._arrays:
+        """The T x H x W uint8 array of layer ``name`` (chunk = one frame; see SessionArray);
+        also ``"propagated"`` (made on first use, 255 where nothing was propagated yet)."""
+        if name == PROPAGATED and name not in self._arrays:
+            self._open_propagated()
+        if name not in [*self.layer_names, PROPAGATED] or name not in self._arrays:
             raise KeyError(f"session has no layer {name!r}; layers: {self.layer_names}")
         return self._arrays[name]
+
+    def _open_propagated(self) -> None:
+        if os.path.lexists(self.folder / STORE_NAME / key_of(PROPAGATED) / "zarr.json"):
+            arrays = open_arrays(self.folder, [PROPAGATED], self.shape, self.read_only)
+            self._arrays[PROPAGATED] = SessionArray(
+                arrays[PROPAGATED], PROPAGATED, self.folder, self.read_only
+            )
+        elif not self.read_only:
+            self._create_array(PROPAGATED, fill_value=255)
 
     @property
     def reviewed(self) -> list[int]:
@@ -262,6 +278,10 @@ class Session:
         """Always True: a run re-predicts its frames (reviewed corrections are never touched)."""
         return True
 
+    def anchor_labels(self, index: int) -> np.ndarray:
+        """The corrected labels of frame ``index`` (a reviewed frame: what is propagated)."""
+        return np.asarray(self.array(CORRECTED)[int(index)])
+
     def seed_labels(self, index: int) -> np.ndarray | None:
         """A reviewed frame's correction, else its last proposal; None if never predicted."""
         if self.is_reviewed(index):
@@ -278,11 +298,13 @@ class Session:
         *,
         uncertainty: float | None = None,
         frame: np.ndarray | None = None,
+        propagated: np.ndarray | None = None,
     ) -> None:
         """Store the proposals of frame ``index``: zero-shot and step 0 .. step T (H x W ids).
 
         ``uncertainty``: the frame's suggestion score (:func:`suggest.frame_uncertainty`);
-        ``frame`` is not kept (the session refers to its source). Chunks are written at once;
+        ``frame`` is not kept (the session refers to its source); ``propagated``: the labels
+        carried from reviewed frames. Chunks are written at once;
         session.json follows within :data:`SAVE_INTERVAL` seconds (see the module doc).
         """
         self._require_writable()
@@ -296,6 +318,8 @@ class Session:
         checked = [self._checked(labels, name) for name, labels in zip(names, maps)]
         for name, labels in zip(names, checked):
             self._arrays[name].write_frame(index, labels)
+        if propagated is not None:
+            self.array(PROPAGATED).write_frame(index, self._checked(propagated, PROPAGATED))
         with self._lock:
             self._last = (index, checked[-1])
             self._predicted.add(index)

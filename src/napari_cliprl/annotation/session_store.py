@@ -59,8 +59,11 @@ def chunk_path(folder: Path, name: str, index: int) -> Path:
     return folder / STORE_NAME / key_of(name) / "c" / str(int(index)) / "0" / "0"
 
 
-def create_array(folder: Path, name: str, shape: tuple[int, int, int]) -> zarr.Array:
-    """A new, empty T x H x W uint8 array for layer ``name`` (replaces one of that name)."""
+def create_array(
+    folder: Path, name: str, shape: tuple[int, int, int], fill_value: int = 0
+) -> zarr.Array:
+    """A new T x H x W uint8 array for layer ``name``, every pixel ``fill_value`` until written
+    (replaces one of that name)."""
     t, h, w = shape
     group = zarr.open_group(folder / STORE_NAME, mode="a")
     return group.create_array(
@@ -68,7 +71,7 @@ def create_array(folder: Path, name: str, shape: tuple[int, int, int]) -> zarr.A
         shape=(t, h, w),
         chunks=(1, h, w),
         dtype="uint8",
-        fill_value=0,
+        fill_value=fill_value,
         overwrite=True,
         config=ZARR_CONFIG,
     )

@@ -1,5 +1,6 @@
 """The label-store protocol: where :func:`~napari_cliprl.annotation.run.predict_sequence`
-puts the proposals of each frame, and where it reads the labels that seed a neighbour.
+puts the proposals of each frame, and where it reads the reviewed frames whose labels are
+propagated to the others (the anchors).
 
 Two stores exist: :class:`~napari_cliprl.annotation.session.Session` (the widget's session
 folder) and :class:`~napari_cliprl.annotation.output_folder.OutputFolder` (``cliprl predict``'s
@@ -12,6 +13,8 @@ from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from napari_cliprl.fusion.context import FrameContext
 
 
 @runtime_checkable
@@ -31,9 +34,11 @@ class PredictorLike(Protocol):
         frame: np.ndarray,
         steps: int | None = None,
         key: Hashable | None = None,
-        prior: np.ndarray | None = None,
-        prior_weight: float | None = None,
-    ) -> PredictionLike: ...
+        context: FrameContext | None = None,
+    ) -> PredictionLike:
+        """``context``: the frame's propagation context (reviewed labels carried by optical
+        flow); only passed when the frame has reviewed frames around it."""
+        ...
 
 
 class LabelStore(Protocol):
@@ -56,8 +61,11 @@ class LabelStore(Protocol):
         *,
         uncertainty: float | None = None,
         frame: np.ndarray | None = None,
+        propagated: np.ndarray | None = None,
     ) -> None:
-        """Store frame ``index``'s proposals (``frame``: its pixels, for stores that keep them)."""
+        """Store frame ``index``'s proposals (``frame``: its pixels, for stores that keep them;
+        ``propagated``: the labels carried from reviewed frames by optical flow, the
+        ``propagated`` layer; only passed when there is one)."""
         ...
 
     def seed_labels(self, index: int) -> np.ndarray | None:
@@ -67,4 +75,13 @@ class LabelStore(Protocol):
 
     def is_reviewed(self, index: int) -> bool:
         """Whether a person reviewed frame ``index`` (its labels are ground truth)."""
+        ...
+
+    @property
+    def reviewed(self) -> list[int]:
+        """The reviewed frames, ascending: the anchors whose labels are propagated."""
+        ...
+
+    def anchor_labels(self, index: int) -> np.ndarray:
+        """A reviewed frame's labels (H x W uint8), what is propagated to its neighbours."""
         ...

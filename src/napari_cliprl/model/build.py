@@ -34,6 +34,7 @@ from napari_cliprl.model.checkpoint import (
 )
 from napari_cliprl.model.cliprl import CLIPRL
 from napari_cliprl.model.decoder import SegDecoder
+from napari_cliprl.model.fusion_head import FusionHead, context_channels_count
 from napari_cliprl.model.policy import RefinementAgent
 from napari_cliprl.model.registry import (
     DEFAULT_ARCH,
@@ -57,6 +58,7 @@ __all__ = [
     "get_architecture",  # the registry's, re-exported for callers of model.build
     "list_architectures",
     "read_checkpoint_config",  # model.checkpoint's, likewise
+    "add_fusion",
     "save_checkpoint",
     "set_backbone_trainable",
 ]
@@ -177,12 +179,7 @@ def _build_cliprl(
             num_classes=schema.num_classes,
             dim=config.decoder_dim,
         )
-        agent = RefinementAgent(
-            feature_dim=config.decoder_dim,
-            num_classes=schema.num_classes,
-            hidden=config.agent_dim,
-            delta=config.action_delta,
-        )
+        agent, head = _agent_and_head(config, schema.num_classes)
     model = CLIPRL(
         config=config,
         schema=schema,
@@ -190,10 +187,69 @@ def _build_cliprl(
         text_bank=text_bank,
         decoder=decoder,
         agent=agent,
+        fusion_head=head,
         logit_scale=float(clip.logit_scale.detach().exp()),
     )
     set_backbone_trainable(model, config.train_backbone_blocks)
     return model.to(device).eval()
+
+
+def _agent_and_head(config: ModelConfig, num_classes: int) -> tuple[RefinementAgent, Any]:
+    """The agent, and the fusion head of a model with ``config.fusion`` (else None)."""
+    context = context_channels_count(num_classes) if config.fusion else 0
+    agent = RefinementAgent(
+        feature_dim=config.decoder_dim,
+        num_classes=num_classes,
+        hidden=config.agent_dim,
+        delta=config.action_delta,
+        context_channels=context,
+        side_actions=config.fusion and config.fusion_side_actions,
+    )
+    head = FusionHead(num_classes=num_classes, hidden=config.fusion_dim) if config.fusion else None
+    return agent, head
+
+
+def add_fusion(model: CLIPRL, side_actions: bool = True) -> None:
+    """Give a model without fusion a fusion head and a wider agent, in place.
+
+    The agent keeps what it learned: its encoder gets zero weights for the new state channels
+    (context, gains) and its policy zero-weight rows for the three side actions (unless
+    ``side_actions`` is False), so on frames without a context it acts as before.
+    ``model.config.fusion`` becomes True.
+    """
+    if model.config.fusion:
+        return
+    config = replace(
+        model.config,
+        fusion=True,
+        fusion_steps=model.config.steps,
+        fusion_side_actions=bool(side_actions),
+    )
+    old = model.agent
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        agent, head = _agent_and_head(config, model.num_classes)
+    agent.load_state_dict(_widened(old.state_dict(), agent.state_dict()))
+    device = model.device
+    model.agent = agent.to(device)
+    model.fusion_head = head.to(device) if head is not None else None
+    model.config = config
+
+
+def _widened(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict:
+    """``new``'s tensors with ``old``'s values copied into their leading block (the rest of
+    a grown weight, e.g. new input channels or new actions, is zero)."""
+    out = {}
+    for key, target in new.items():
+        source = old.get(key)
+        if source is None or source.ndim != target.ndim:
+            out[key] = target
+            continue
+        grown = torch.zeros_like(target)
+        block = tuple(slice(0, min(a, b)) for a, b in zip(source.shape, target.shape))
+        grown[block] = source[block]
+        out[key] = grown
+    return out
 
 
 def _create_clip(open_clip: Any, spec: ArchSpec, config: ModelConfig, resolved: Any) -> Any:

@@ -4,22 +4,23 @@ The Predictor (what a user sees), ``training.evaluate`` (``cliprl evaluate``, va
 cross-fitting) and the benchmarks all call :func:`predict_logits` and :func:`upsample_labels`,
 so what is measured is what is shown.
 
-- :func:`predict_logits`: no grad, bf16 autocast on CUDA (fp32 elsewhere), decoder (+ prior),
-  then T greedy agent steps.
+- :func:`predict_logits`: no grad, bf16 autocast on CUDA (fp32 elsewhere), decoder (+ the
+  fusion head on frames with a propagation context), then T greedy agent steps.
 - :func:`upsample_labels`: the argmax of the bilinearly upsampled logits, exact, computed only
   near label boundaries (where it can differ from the low-resolution argmax).
-- :func:`prior_logits`: a neighbour's labels as a logit bonus for L0.
+
+Frames with a propagation context (labels carried from reviewed frames by optical flow) get
+their full-resolution labels from ``napari_cliprl.fusion.grid.fused_labels`` instead, which
+adds the side gains of each step to :func:`upsample_labels`'s bilinear logits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_cliprl.model.backbone import Features
 from napari_cliprl.model.cliprl import CLIPRL, CLIPRLOutput
@@ -40,15 +41,17 @@ def predict_logits(
     *,
     features: Features | None = None,
     steps: int | None = None,
-    prior: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
     seconds: dict[str, float] | None = None,
 ) -> CLIPRLOutput:
-    """Zero-shot logits and the logits of steps 0..T for a batch, in eval mode.
+    """Zero-shot logits and the logits (and side gains) of steps 0..T for a batch, eval mode.
 
     images: B x 3 x h x w normalised (``model.preprocess`` / ``model.normalize``), or
-    ``features`` from ``model.encode``; steps: T (default T*, at most limits.MAX_STEPS);
-    prior: B x K x h/4 x w/4 logits added to L0 (:func:`prior_logits`).
-    ``seconds``, when given, receives the wall time of "backbone", "decoder" and "agent".
+    ``features`` from ``model.encode``; steps: T (default: T*, ``config.steps``, or
+    ``config.fusion_steps`` with a context; at most limits.MAX_STEPS); context:
+    B x C' x h/4 x w/4 propagation context (``model.fusion_head``; all frames of the batch
+    have one). ``seconds``, when given, receives the wall time of "backbone", "decoder" and
+    "agent".
     """
     model.eval()
     times = seconds if seconds is not None else {}
@@ -59,12 +62,18 @@ def predict_logits(
                 raise RuntimeError("predict_logits needs images or precomputed features")
             features = model.encode(images)
         decoded = time.perf_counter()
-        zero_shot, L0, pixel = model.decode(features, prior)
+        zero_shot, L_dec, pixel = model.decode(features)
+        L0, G0 = model.fuse(L_dec, context)
         refined_at = time.perf_counter()
-        refined, actions = model.refine(L0, pixel, model.config.steps if steps is None else steps)
+        if steps is None:
+            steps = model.config.steps if context is None else model.config.fusion_steps
+        episode = model.episode(L0, pixel, steps, gains=G0, context=context)
         end = time.perf_counter()
     times.update(backbone=decoded - start, decoder=refined_at - decoded, agent=end - refined_at)
-    return CLIPRLOutput(zero_shot, [L0, *refined], actions, features, pixel)
+    logits = [L0, *(s.next_raw for s in episode)]
+    gains = None if G0 is None else [G0, *(s.next_gains for s in episode)]
+    actions = [s.actions for s in episode]
+    return CLIPRLOutput(zero_shot, logits, actions, features, pixel, gains)  # type: ignore[arg-type]
 
 
 def upsample_labels(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -106,46 +115,3 @@ def _source_index(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, to
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
     return i0, i1, (src - i0).float()
-
-
-def prior_ids(prior: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
-    """Validate prior labels (2-D integer ids < K or the ignore index); ignore becomes K."""
-    prior = np.asarray(prior)
-    if prior.ndim != 2 or not np.issubdtype(prior.dtype, np.integer):
-        raise ValueError(
-            f"a prior must be H x W integer class ids, got {prior.dtype} {prior.shape}"
-        )
-    bad = ((prior >= num_classes) & (prior != ignore_index)) | (prior < 0)
-    if bad.any():
-        raise ValueError(
-            f"prior has ids {sorted(set(np.unique(prior[bad]).tolist()))[:5]} outside "
-            f"0..{num_classes - 1} (ignore {ignore_index})"
-        )
-    return np.where(prior == ignore_index, num_classes, prior)
-
-
-def prior_logits(
-    priors: Sequence[np.ndarray | None],
-    *,
-    num_classes: int,
-    ignore_index: int,
-    grid: tuple[int, int],
-    weight: float,
-) -> torch.Tensor:
-    """B x K x h x w: ``weight`` on each cell's prior class (nearest-sampled to ``grid``).
-
-    priors: one H' x W' id map per frame (any size), or None; the ignore index (and None)
-    mean "no opinion" (zeros).
-    """
-    K, (h, w) = num_classes, grid
-    bonus = torch.zeros(len(priors), K, h, w)
-    for i, prior in enumerate(priors):
-        if prior is None:
-            continue
-        ids = prior_ids(prior, K, ignore_index)
-        rows = ((np.arange(h) + 0.5) * ids.shape[0] / h).astype(int)
-        cols = ((np.arange(w) + 0.5) * ids.shape[1] / w).astype(int)
-        cells = torch.from_numpy(ids[rows][:, cols].astype(np.int64))
-        onehot = F.one_hot(cells, K + 1)[..., :K].permute(2, 0, 1)  # ignore -> zeros
-        bonus[i] = weight * onehot.float()
-    return bonus

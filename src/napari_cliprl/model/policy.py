@@ -1,6 +1,6 @@
 """Refinement agent (PixelRL-style actor-critic, one agent per stride-4 cell) and its actions.
 
-Action ids per cell, with K classes (A = K + 3):
+Action ids per cell, with K classes (A = K + 3, or K + 6 with the side actions):
 
 ====================  ==========================================================================
 ``KEEP`` = 0          logits unchanged
@@ -8,7 +8,15 @@ Action ids per cell, with K classes (A = K + 3):
 ``K + 1`` (smooth)    the cell's logits become the 3x3 mean of the logits (border: valid cells)
 ``K + 2`` (majority)  m = most frequent argmax label in the 3x3 neighbourhood (ties: lowest id);
                       ``L[m] = max(L[m], max_{j != m} L[j] + delta)`` so m wins by >= delta
+``K + 3`` (forward)   take the forward-propagated label: the forward side's gain wins the cell,
+                      the backward side's is 0 (``model.fusion_head.apply_side_actions``)
+``K + 4`` (backward)  take the backward-propagated label (the same, sides swapped)
+``K + 5`` (image)     take the image's label: both side gains 0, the model's logits decide
 ====================  ==========================================================================
+
+The side actions exist in a model trained for video fusion (``side_actions=True``); they act on
+the side gains ``G`` of a frame with a propagation context (``model.fusion_head``) and leave the
+logits alone, so on a frame without one they are no-ops.
 
 The transition ``apply_actions`` is deterministic and has no parameters.
 
@@ -28,18 +36,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_cliprl.config import check_steps
+from napari_cliprl.model.fusion_head import apply_side_actions, fused_grid_logits, side_areas
 
 KEEP = 0
 
 
-def num_actions(num_classes: int) -> int:
-    """A = K + 3."""
-    return num_classes + 3
+def num_actions(num_classes: int, side_actions: bool = False) -> int:
+    """A = K + 3, or K + 6 with the side actions."""
+    return num_classes + (6 if side_actions else 3)
 
 
-def action_names(class_names: list[str]) -> list[str]:
+def action_names(class_names: list[str], side_actions: bool = False) -> list[str]:
     """Display names of the A actions, in id order."""
-    return ["keep", *(f"push {n}" for n in class_names), "smooth", "majority"]
+    sides = ["take forward", "take backward", "take image"] if side_actions else []
+    return ["keep", *(f"push {n}" for n in class_names), "smooth", "majority", *sides]
 
 
 def smooth_action(num_classes: int) -> int:
@@ -50,16 +60,35 @@ def majority_action(num_classes: int) -> int:
     return num_classes + 2
 
 
-def apply_actions(logits: torch.Tensor, actions: torch.Tensor, delta: float = 2.0) -> torch.Tensor:
-    """One transition: logits B x K x h x w, actions B x h x w (long, 0..K+2) -> new logits.
+def forward_action(num_classes: int) -> int:
+    """Id of "take the forward-propagated label" (side actions only)."""
+    return num_classes + 3
+
+
+def backward_action(num_classes: int) -> int:
+    """Id of "take the backward-propagated label" (side actions only)."""
+    return num_classes + 4
+
+
+def image_action(num_classes: int) -> int:
+    """Id of "take the image's label": no side bonus in the cell (side actions only)."""
+    return num_classes + 5
+
+
+def apply_actions(
+    logits: torch.Tensor, actions: torch.Tensor, delta: float = 2.0, side_actions: bool = False
+) -> torch.Tensor:
+    """One transition of the logits: logits B x K x h x w, actions B x h x w (long, 0..A-1)
+    -> new logits (the side actions leave a cell's logits alone).
 
     Deterministic; returns a new tensor (the input is not modified).
     """
     B, K, h, w = logits.shape
     if actions.shape != (B, h, w):
         raise ValueError(f"actions must be {(B, h, w)}, got {tuple(actions.shape)}")
-    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= K + 3):
-        raise ValueError(f"action ids must be in 0..{K + 2} for {K} classes")
+    A = num_actions(K, side_actions)
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= A):
+        raise ValueError(f"action ids must be in 0..{A - 1} for {K} classes")
     act = actions.unsqueeze(1)  # B x 1 x h x w
     is_push = ((act >= 1) & (act <= K)).to(logits.dtype)
     out = logits.scatter_add(1, (act - 1).clamp(0, K - 1), delta * is_push)
@@ -140,22 +169,36 @@ class RefinementAgent(nn.Module):
         num_classes: K.
         hidden: channels of the encoder, the ConvGRU memory and the heads.
         delta: the logit step of ``apply_actions``.
+        context_channels: C' of a propagation context (``model.fusion_head``); 0: none.
+        side_actions: "take the forward / backward / image's label" (A = K + 6).
 
     State (``build_state``): F (detached), softmax(L_t), softmax(L0), entropy(L_t), t/T;
-    B x (C + 2K + 2) x h x w.  A per-cell 1x1 encoder sees the state at stride 4; the memory
-    (a 3x3 ConvGRU) runs at stride 8 for context, B x hidden x ceil(h/2) x ceil(w/2), and is
+    B x (C + 2K + 2) x h x w; with ``context_channels``, the context (zeros without one) and
+    the squashed side gains G / (1 + G) follow (C' + 2 channels). With a context, L_t are the
+    fused grid logits. A per-cell 1x1 encoder sees the state at stride 4; the memory (a 3x3
+    ConvGRU) runs at stride 8 for context, B x hidden x ceil(h/2) x ceil(w/2), and is
     upsampled back to the cells, where 1x1 policy and value heads read it with the encoding.
     """
 
     def __init__(
-        self, *, feature_dim: int, num_classes: int, hidden: int = 64, delta: float = 2.0
+        self,
+        *,
+        feature_dim: int,
+        num_classes: int,
+        hidden: int = 64,
+        delta: float = 2.0,
+        context_channels: int = 0,
+        side_actions: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.num_actions = num_actions(num_classes)
+        self.side_actions = bool(side_actions)
+        self.num_actions = num_actions(num_classes, self.side_actions)
         self.hidden = hidden
         self.delta = float(delta)
-        self.state_channels = feature_dim + 2 * num_classes + 2
+        self.context_channels = int(context_channels)
+        extra = self.context_channels + 2 if self.context_channels else 0
+        self.state_channels = feature_dim + 2 * num_classes + 2 + extra
         self.encoder = nn.Sequential(nn.Conv2d(self.state_channels, hidden, 1), nn.GELU())
         self.memory = ConvGRU(in_channels=hidden, hidden=hidden)
         self.trunk = nn.Sequential(nn.Conv2d(2 * hidden, hidden, 1), nn.GELU())
@@ -178,15 +221,26 @@ class RefinementAgent(nn.Module):
         logits0: torch.Tensor,
         step: int,
         total_steps: int,
+        context: torch.Tensor | None = None,
+        gains: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """State B x (C + 2K + 2) x h x w at step t = ``step`` of ``total_steps`` (T >= 1)."""
-        progress = logits.new_full(
-            (logits.shape[0], 1, *logits.shape[-2:]), step / max(total_steps, 1)
-        )
+        """State B x S x h x w at step t = ``step`` of ``total_steps`` (T >= 1); ``context``
+        B x C' x h x w and ``gains`` B x 2 x h x w only for an agent with context channels
+        (None: zeros)."""
+        B, _, h, w = logits.shape
+        progress = logits.new_full((B, 1, h, w), step / max(total_steps, 1))
         logp = F.log_softmax(logits, 1)
         probs = logp.exp()
         ent = -(probs * logp).sum(1, keepdim=True)
-        return torch.cat([features.detach(), probs, F.softmax(logits0, 1), ent, progress], dim=1)
+        parts = [features.detach(), probs, F.softmax(logits0, 1), ent, progress]
+        if self.context_channels:
+            if context is None:
+                context = logits.new_zeros(B, self.context_channels, h, w)
+            squashed = logits.new_zeros(B, 2, h, w) if gains is None else gains / (1 + gains)
+            parts += [context.to(logits.dtype), squashed.to(logits.dtype)]
+        elif context is not None:
+            raise ValueError("this agent has no context channels (a model without fusion)")
+        return torch.cat(parts, dim=1)
 
     def act(
         self, state: torch.Tensor, hidden: torch.Tensor
@@ -217,15 +271,29 @@ class RefinementAgent(nn.Module):
 
     def transition(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``apply_actions`` with this agent's delta: L_{t+1} = apply(L_t, a_t)."""
-        return apply_actions(logits, actions, delta=self.delta)
+        return apply_actions(logits, actions, delta=self.delta, side_actions=self.side_actions)
+
+    def transition_gains(
+        self, logits: torch.Tensor, gains: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """G_{t+1}: the side actions' effect on the side gains (B x 2 x h x w)."""
+        if not self.side_actions:
+            return gains
+        K = self.num_classes
+        fwd, bwd = actions == forward_action(K), actions == backward_action(K)
+        image = actions == image_action(K)
+        return apply_side_actions(logits, gains, fwd, bwd, self.delta, take_image=image)
 
 
 @dataclass
 class AgentStep:
     """One step t of an episode (all B x ... tensors of one batch of episodes).
 
-    logits: L_t, B x K x h x w (before the action); action_logits: B x A x h x w;
-    value: B x 1 x h x w; actions: a_t, B x h x w long; next_logits: L_{t+1} = apply(L_t, a_t).
+    logits: L_t, B x K x h x w (before the action; with a context, the fused grid logits);
+    action_logits: B x A x h x w; value: B x 1 x h x w; actions: a_t, B x h x w long;
+    next_logits: L_{t+1} after a_t (fused with a context). ``raw``/``next_raw`` (logits
+    without the side bonus) and ``gains``/``next_gains`` (B x 2 x h x w) are the model's state
+    before and after; without a context ``raw`` is ``logits`` and the gains are None.
     """
 
     t: int
@@ -234,6 +302,10 @@ class AgentStep:
     value: torch.Tensor
     actions: torch.Tensor
     next_logits: torch.Tensor
+    raw: torch.Tensor | None = None
+    next_raw: torch.Tensor | None = None
+    gains: torch.Tensor | None = None
+    next_gains: torch.Tensor | None = None
 
 
 Select = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -265,20 +337,37 @@ def run_episode(
     features: torch.Tensor,
     steps: int,
     select: Select = greedy,
+    *,
+    gains: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
 ) -> Iterator[AgentStep]:
-    """Play ``steps`` agent steps from the decoder's logits, yielding each :class:`AgentStep`.
+    """Play ``steps`` agent steps from step 0's logits, yielding each :class:`AgentStep`.
 
     L0: B x K x h x w logits; features: F, B x C x h x w pixel features; steps: T, at most
-    limits.MAX_STEPS. Gradients flow as the caller's mode allows (``torch.no_grad()`` for
-    inference and rollouts, not for the replay).
+    limits.MAX_STEPS; gains (B x 2 x h x w, from ``FusionHead``) and context (B x C' x h x w)
+    for frames with a propagation context (``model.fusion_head``): the agent then sees and
+    ``select`` gets the fused grid logits. Gradients flow as the caller's mode allows
+    (``torch.no_grad()`` for inference and rollouts, not for the replay).
     """
     steps = check_steps(steps, "episode length")
+    areas = None if context is None else side_areas(context, L0.shape[1])
+    if gains is None and areas is not None:
+        gains = L0.new_zeros(L0.shape[0], 2, *L0.shape[-2:])
+
+    def fused(raw: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        return raw if areas is None or g is None else fused_grid_logits(raw, g, areas)
+
     hidden = agent.initial_hidden(features)
-    current = L0
+    raw, first = L0, fused(L0, gains)
+    current = first
     for t in range(steps):
-        state = agent.build_state(features, current, L0, t, steps)
+        state = agent.build_state(features, current, first, t, steps, context, gains)
         action_logits, value, hidden = agent.act(state, hidden)
         actions = select(t, action_logits, current)
-        nxt = agent.transition(current, actions)
-        yield AgentStep(t, current, action_logits, value, actions, nxt)
-        current = nxt
+        nxt_raw = agent.transition(raw, actions)
+        nxt_gains = None if gains is None else agent.transition_gains(nxt_raw, gains, actions)
+        nxt = fused(nxt_raw, nxt_gains)
+        yield AgentStep(
+            t, current, action_logits, value, actions, nxt, raw, nxt_raw, gains, nxt_gains
+        )
+        raw, gains, current = nxt_raw, nxt_gains, nxt

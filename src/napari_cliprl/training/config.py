@@ -31,6 +31,7 @@ from napari_cliprl.training.checks import (
     check_number,
     check_pair,
 )
+from napari_cliprl.training.fusion_config import FusionConfig
 
 Algo = Literal["a2c", "ppo"]
 Imitation = Literal["q", "expected", "ce"]
@@ -239,6 +240,7 @@ class FinetuneConfig:
     rl: RLConfig = field(default_factory=RLConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     difficulty: Difficulty = "crossfit"  # "crossfit": warm-up decoders on 2 folds; "image":
     # image terms only
     warmup_epochs: int = 2  # epochs of each cross-fitted curriculum warm-up decoder
@@ -301,6 +303,7 @@ class FinetuneConfig:
             ("rl", RLConfig),
             ("curriculum", CurriculumConfig),
             ("augment", AugmentConfig),
+            ("fusion", FusionConfig),
         ):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(name, f"must be a {kind.__name__}, got {getattr(self, name)!r}")

@@ -56,6 +56,8 @@ def finetune(
         run = setup_run(config, ctx, Callbacks(progress, should_stop, on_metrics))
         if run.state.phase is Phase.SUPERVISED:
             phases.run_supervised(run)
+        if run.state.phase is Phase.FUSION and not run.stopped:
+            phases.run_fusion(run)
         if run.state.phase is Phase.RL and not run.stopped:
             phases.run_rl(run)
         if run.state.phase is Phase.TSTAR and not run.stopped:
@@ -74,6 +76,8 @@ def format_metrics(m: dict[str, Any]) -> str:
     """One log line: phase, epoch/iteration, loss, validation metric per step, seconds."""
     if m.get("phase") == "supervised":
         head = f"epoch {m['epoch']}/{m['epochs']}"
+    elif m.get("phase") == "fusion":
+        head = f"fusion head: {m.get('samples', 0)} samples"
     elif m.get("phase") == "rl":
         head = f"rl {m['iteration']}/{m['iterations']}"
         if "T" in m:

@@ -24,8 +24,14 @@ from napari_cliprl.training.distributed import (
     wrap_ddp,
 )
 from napari_cliprl.training.evaluate import choose_steps, validate
+from napari_cliprl.training.fusion_phase import (
+    choose_fused_steps,
+    fused_validation,
+    fusion_states,
+    train_fusion_head,
+)
 from napari_cliprl.training.rl import AgentReplay, train_rl
-from napari_cliprl.training.rl_cache import RLData, cache_decoder_outputs
+from napari_cliprl.training.rl_cache import RLData, cache_decoder_outputs, with_fusion_states
 from napari_cliprl.training.setup import Run, supervised_config
 from napari_cliprl.training.state import Phase, save_training_checkpoint
 from napari_cliprl.training.supervised import Segmenter, train_one_epoch
@@ -140,13 +146,25 @@ def run_supervised(run: Run) -> None:
             f"epoch {epoch + 1}/{sup.epochs}",
         )
         if epoch + 1 == sup.epochs:
-            state.phase = Phase.RL
+            state.phase = Phase.FUSION
         save(run)
 
 
 def _epoch_frames(run: Run, order: np.ndarray, epoch: int) -> np.ndarray:
     epochs = run.config.supervised.epochs
     return available_frames(order, epoch / max(1, epochs - 1), run.config.curriculum)
+
+
+# -- video fusion --
+def run_fusion(run: Run) -> None:
+    """The fusion head on samples from the reviewed frames (``fusion_phase``); then phase B."""
+    if run.fusion is not None and run.ctx.is_main:
+        start = time.perf_counter()
+        report = train_fusion_head(run)
+        report["seconds"] = time.perf_counter() - start
+        _report(run, report, run.config.supervised.epochs + 1, "fusion")
+    run.state.phase = Phase.RL
+    save(run)
 
 
 # -- phase B --
@@ -158,7 +176,7 @@ def run_rl(run: Run) -> None:
     if state.rl_iter < total:
         data = _rl_data(run)
         replay = wrap_ddp(AgentReplay(run.model.agent), ctx)
-        base = cfg.supervised.epochs
+        base = cfg.supervised.epochs + 1
 
         def on_iteration(it: int, stats: dict[str, float]) -> bool:
             state.rl_iter = it + 1
@@ -218,7 +236,7 @@ def _checkpoint_rl(run: Run, iteration: int, last: bool) -> None:
             "val": _val_summary(run, val),
             "tstar": val["tstar"],
         },
-        run.config.supervised.epochs + iteration,
+        run.config.supervised.epochs + 1 + iteration,
         "validation",
     )
     save(run)
@@ -238,14 +256,18 @@ def _rl_data(run: Run) -> RLData:
     L0, feats, target = cache_decoder_outputs(run.model, ds, cfg.rl.augment_copies, ctx.device)
     difficulty = np.asarray(run.state.difficulty)[mine]
     order = curriculum_order(np.tile(difficulty, max(1, cfg.rl.augment_copies)))
-    return RLData(L0, feats, target, run.class_weight, order)
+    data = RLData(L0, feats, target, run.class_weight, order)
+    fused = fusion_states(run) if run.fusion is not None else None
+    return data if fused is None else with_fusion_states(data, fused, cfg.fusion.rl_share)
 
 
 # -- T* --
 def finish(run: Run) -> None:
-    """Choose T* on the held-out frames, store it, write the final checkpoint."""
+    """Choose T* on the held-out frames (and T* with a context on the held-out fusion
+    samples), store them, write the final checkpoint."""
     val = _validate(run)
     run.model.config.steps = val["tstar"]
+    fused = _fused_tstar(run)
     run.state.phase = Phase.DONE
     metric = run.config.tstar_metric
     _report(
@@ -256,11 +278,38 @@ def finish(run: Run) -> None:
             "val": _val_summary(run, val),
             "tstar": val["tstar"],
             "val_frames": int(run.val_images.shape[0]),
+            **(
+                {"fusion_val": _summary(fused, metric), "fusion_tstar": fused["tstar"]}
+                if fused
+                else {}
+            ),
         },
         run.total_work,
         f"T* = {val['tstar']}",
     )
     save(
         run,
-        extra={"tstar": {"steps": val["tstar"], "metric": metric, "validation": val["per_step"]}},
+        extra={
+            "tstar": {"steps": val["tstar"], "metric": metric, "validation": val["per_step"]},
+            **({"fusion_tstar": fused} if fused else {}),
+        },
     )
+
+
+def _fused_tstar(run: Run) -> dict[str, Any] | None:
+    """T* for frames with a propagation context, on the fusion validation samples (rank 0,
+    broadcast); also stored in ``config.fusion_steps``."""
+    result = None
+    if run.ctx.is_main and run.fusion is not None:
+        per_step = fused_validation(run, run.config.rl.max_steps)
+        if per_step is not None:
+            tstar = choose_fused_steps(per_step, run.config.tstar_metric, run.config.tstar_tol)
+            result = {"tstar": tstar, "per_step": per_step}
+    result = broadcast_object(result, run.ctx)
+    if result is not None:
+        run.model.config.fusion_steps = result["tstar"]
+    return result
+
+
+def _summary(fused: dict[str, Any], metric: str) -> dict[str, float]:
+    return {name: m[metric] for name, m in fused["per_step"].items()}

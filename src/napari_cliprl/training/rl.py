@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_cliprl.config import check_steps
+from napari_cliprl.model.fusion_head import side_areas
 from napari_cliprl.model.policy import (
     KEEP,
     action_log_probs,
-    apply_actions,
     replayed,
     run_episode,
     select_actions,
@@ -42,6 +42,24 @@ from napari_cliprl.training.returns import (
     ppo_policy_loss,
 )
 from napari_cliprl.training.rl_cache import RLData
+from napari_cliprl.training.rl_oracle import (
+    action_gains,
+    best_actions,
+    fused_action_gains,
+    oracle_actions,
+)
+
+__all__ = [
+    "AgentReplay",
+    "action_gains",
+    "best_actions",
+    "fused_action_gains",
+    "imitation_loss",
+    "oracle_actions",
+    "rollout",
+    "train_rl",
+    "update",
+]
 
 
 class AgentReplay(nn.Module):
@@ -57,58 +75,40 @@ class AgentReplay(nn.Module):
         self.agent = agent
 
     def forward(
-        self, L0: torch.Tensor, features: torch.Tensor, actions: torch.Tensor
+        self,
+        L0: torch.Tensor,
+        features: torch.Tensor,
+        actions: torch.Tensor,
+        gains: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L0 B x K x h x w, features B x C x h x w, actions T x B x h x w ->
+        """L0 B x K x h x w, features B x C x h x w, actions T x B x h x w (gains
+        B x 2 x h x w and context B x C' x h x w with video fusion) ->
         (action logits T x B x A x h x w, values T x B x h x w)."""
-        episode = list(run_episode(self.agent, L0, features, actions.shape[0], replayed(actions)))
+        T, select = actions.shape[0], replayed(actions)
+        episode = list(
+            run_episode(self.agent, L0, features, T, select, gains=gains, context=context)
+        )
         return (
             torch.stack([step.action_logits for step in episode]),
             torch.stack([step.value[:, 0] for step in episode]),
         )
 
 
-@torch.no_grad()
-def action_gains(
-    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, delta: float
-) -> torch.Tensor:
-    """Immediate reward of every action in every cell: A x B x h x w (A = K + 3).
-
-    logits B x K x h x w, target B x h x w. Exact, because a cell's next logits depend only on
-    its own action (and its neighbours' current logits), never on the neighbours' actions.
-    """
-    B, K, h, w = logits.shape
-    probs = logits.softmax(1)
-    gains = torch.empty(K + 3, B, h, w, device=logits.device)
-    for a in range(K + 3):
-        nxt = apply_actions(logits, torch.full((B, h, w), a, device=logits.device), delta)
-        gains[a] = brier_gain_reward(probs, nxt.softmax(1), target, weight)
-    return gains
-
-
-def oracle_actions(
-    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, delta: float, margin: float
-) -> torch.Tensor:
-    """Greedy one-step oracle: per cell, the action with the largest Brier-gain reward.
-
-    logits B x K x h x w, target B x h x w -> B x h x w long. "keep" unless the best action
-    gains more than ``margin``; ignored cells keep.
-    """
-    return best_actions(action_gains(logits, target, weight, delta), margin)
-
-
-def best_actions(gains: torch.Tensor, margin: float) -> torch.Tensor:
-    """A x B x h x w gains -> B x h x w argmax actions ("keep" unless > ``margin``)."""
-    best_gain, best = gains.max(0)
-    return torch.where(best_gain > margin, best, torch.full_like(best, KEEP))
-
-
 def sample_envs(
     data: RLData, progress: float, curriculum: CurriculumConfig, n: int, gen: torch.Generator
 ) -> torch.Tensor:
-    """Indices of ``n`` cached states allowed at ``progress`` (curriculum), drawn uniformly."""
-    pool = torch.from_numpy(available_frames(data.order, progress, curriculum))
-    return pool[torch.randint(0, len(pool), (n,), generator=gen)]
+    """Indices of ``n`` cached states allowed at ``progress`` (curriculum), drawn uniformly;
+    with fusion states, ``data.fusion_share`` of them from those (short gaps first)."""
+    fused = 0
+    if data.fusion_order is not None and len(data.fusion_order):
+        fused = n if not len(data.order) else round(n * data.fusion_share)
+    picks = []
+    for order, count in ((data.order, n - fused), (data.fusion_order, fused)):
+        if count:
+            pool = torch.from_numpy(available_frames(order, progress, curriculum))
+            picks.append(pool[torch.randint(0, len(pool), (count,), generator=gen)])
+    return torch.cat(picks)
 
 
 @torch.no_grad()
@@ -122,24 +122,34 @@ def rollout(
     config: RLConfig,
     gen: torch.Generator,
     oracle_beta: float = 0.0,
+    *,
+    gains0: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Play T steps (actions sampled from the policy, or the oracle's with prob ``oracle_beta``).
 
-    L0 B x K x h x w, features B x C x h x w, target B x h x w. Returns buffers allocated up
-    front: actions, logprobs, rewards, values, oracle (T x B x h x w) and gains
-    (T x B x A x h x w: the scaled reward every action would have had).
+    L0 B x K x h x w, features B x C x h x w, target B x h x w (gains0 B x 2 x h x w and
+    context B x C' x h x w with video fusion: rewards are then on the fused grid logits).
+    Returns buffers allocated up front: actions, logprobs, rewards, values, oracle
+    (T x B x h x w) and gains (T x B x A x h x w: the scaled reward every action would have had).
     """
     T = check_steps(T, "episode length")  # before the buffers are allocated
     B, K, h, w = L0.shape
-    gains = torch.zeros((T, B, K + 3, h, w), device=L0.device)
-    actions = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
-    logprobs = torch.zeros((T, B, h, w), device=L0.device)
-    rewards = torch.zeros((T, B, h, w), device=L0.device)
-    values = torch.zeros((T, B, h, w), device=L0.device)
-    oracle = torch.zeros((T, B, h, w), dtype=torch.long, device=L0.device)
+    A = agent.num_actions
+    buf = _buffers(T, B, A, (h, w), L0.device)
+    gains, actions, oracle = buf["gains"], buf["actions"], buf["oracle"]
+    areas = None if context is None else side_areas(context, K)
+    if areas is not None and gains0 is None:
+        gains0 = L0.new_zeros(B, 2, h, w)
+    state = {"raw": L0, "gains": gains0}  # the model's (L_t, G_t), updated after each step
 
     def select(t: int, action_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        g = action_gains(logits, target, weight, agent.delta)
+        if areas is None:
+            g = action_gains(logits, target, weight, agent.delta)
+            if A > g.shape[0]:  # side actions without a context: no-ops, no reward
+                g = torch.cat([g, g.new_zeros(A - g.shape[0], *g.shape[1:])])
+        else:
+            g = fused_action_gains(agent, state["raw"], state["gains"], areas, target, weight)
         gains[t] = config.reward_scale * g.transpose(0, 1)
         oracle[t] = best_actions(g, config.oracle_margin)
         chosen = select_actions(action_logits.cpu(), greedy=False, generator=gen).to(L0.device)
@@ -148,21 +158,32 @@ def rollout(
             chosen = torch.where(coin, oracle[t], chosen)
         return chosen
 
-    for step in run_episode(agent, L0, features, T, select):
+    episode = run_episode(agent, L0, features, T, select, gains=gains0, context=context)
+    for step in episode:
         t = step.t
+        state.update(raw=step.next_raw, gains=step.next_gains)
         actions[t] = step.actions
-        logprobs[t], _ = action_log_probs(step.action_logits, step.actions)
-        values[t] = step.value[:, 0]
-        rewards[t] = config.reward_scale * brier_gain_reward(
+        buf["logprobs"][t], _ = action_log_probs(step.action_logits, step.actions)
+        buf["values"][t] = step.value[:, 0]
+        buf["rewards"][t] = config.reward_scale * brier_gain_reward(
             step.logits.softmax(1), step.next_logits.softmax(1), target, weight
         )
+    return buf
+
+
+def _buffers(
+    T: int, B: int, A: int, grid: tuple[int, int], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """A rollout's buffers: actions, logprobs, rewards, values, oracle (T x B x h x w) and
+    gains (T x B x A x h x w)."""
+    cells = (T, B, *grid)
     return {
-        "actions": actions,
-        "logprobs": logprobs,
-        "rewards": rewards,
-        "values": values,
-        "oracle": oracle,
-        "gains": gains,
+        "actions": torch.zeros(cells, dtype=torch.long, device=device),
+        "logprobs": torch.zeros(cells, device=device),
+        "rewards": torch.zeros(cells, device=device),
+        "values": torch.zeros(cells, device=device),
+        "oracle": torch.zeros(cells, dtype=torch.long, device=device),
+        "gains": torch.zeros((T, B, A, *grid), device=device),
     }
 
 
@@ -212,8 +233,13 @@ def update(
     buf: dict[str, torch.Tensor],
     config: RLConfig,
     imitation: bool,
+    *,
+    gains0: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One A2C update, PPO epochs, or an imitation step on a rollout; returns loss statistics."""
+    """One A2C update, PPO epochs, or an imitation step on a rollout; returns loss statistics.
+
+    gains0/context: the episodes' side gains and propagation context (video fusion)."""
     T = buf["actions"].shape[0]
     mask = (target != IGNORE_INDEX).float()[None].expand(T, -1, -1, -1)
     b_advantages, b_returns = generalized_advantages(
@@ -240,6 +266,10 @@ def update(
                 mask[:, mb_inds],
                 config,
                 imitation,
+                starts=(
+                    None if gains0 is None else gains0[mb_inds],
+                    None if context is None else context[mb_inds],
+                ),
             )
     return stats
 
@@ -255,8 +285,9 @@ def _minibatch_step(
     mask: torch.Tensor,
     config: RLConfig,
     imitation: bool,
+    starts: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
 ) -> dict[str, float]:
-    action_logits, newvalue = replay(L0, features, mb["actions"])
+    action_logits, newvalue = replay(L0, features, mb["actions"], *starts)
     T, B, A, h, w = action_logits.shape
     newlogprob, entropy = action_log_probs(
         action_logits.reshape(T * B, A, h, w), mb["actions"].reshape(T * B, h, w)
@@ -295,6 +326,20 @@ def _minibatch_step(
     }
 
 
+def _batch(data: RLData, idx: torch.Tensor, device: torch.device) -> tuple:
+    """(L0, features, target, {gains0, context}) of the cached states ``idx`` on ``device``."""
+    starts = {
+        "gains0": None if data.gains is None else data.gains[idx].to(device),
+        "context": None if data.context is None else data.context[idx].to(device),
+    }
+    return (
+        data.L0[idx].to(device),
+        data.features[idx].to(device),
+        data.target[idx].to(device),
+        starts,
+    )
+
+
 def train_rl(
     replay: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -320,23 +365,14 @@ def train_rl(
         gen = torch.Generator().manual_seed(seed * 1_000_003 + it * 7919 + ctx.rank)
         T = episode_length(progress, config.max_steps, curriculum.enabled)
         idx = sample_envs(data, progress, curriculum, config.num_envs, gen)
-        L0, feats = data.L0[idx].to(ctx.device), data.features[idx].to(ctx.device)
-        target = data.target[idx].to(ctx.device)
+        L0, feats, target, starts = _batch(data, idx, ctx.device)
         imitation = it < config.imitation_iters
         agent.eval()
-        buf = rollout(
-            agent,
-            L0,
-            feats,
-            target,
-            data.weight.to(ctx.device),
-            T,
-            config,
-            gen,
-            oracle_beta=config.imitation_beta if imitation else 0.0,
-        )
+        beta = config.imitation_beta if imitation else 0.0
+        weight = data.weight.to(ctx.device)
+        buf = rollout(agent, L0, feats, target, weight, T, config, gen, beta, **starts)
         agent.train()
-        stats = update(replay, optimizer, L0, feats, target, buf, config, imitation)
+        stats = update(replay, optimizer, L0, feats, target, buf, config, imitation, **starts)
         stats.update(
             T=float(T), reward=float(buf["rewards"].sum((0,)).mean()), imitation=float(imitation)
         )

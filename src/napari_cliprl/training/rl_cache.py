@@ -23,6 +23,11 @@ class RLData:
 
     L0: N x K x h x w logits, features: N x C x h x w pixel features F, target: N x h x w long
     (255 = ignore), weight: K reward class weights, order: frame positions easiest first.
+    With video fusion (:func:`with_fusion_states`), ``gains`` (N x 2 x h x w) and ``context``
+    (N x C' x h x w) hold step 0's side gains and the propagation context of each state (zeros
+    for a frame without one); ``order`` then lists the per-frame states only, ``fusion_order``
+    the fusion states from short gaps to long, and ``fusion_share`` of every batch of episodes
+    comes from them.
     """
 
     L0: torch.Tensor
@@ -30,6 +35,31 @@ class RLData:
     target: torch.Tensor
     weight: torch.Tensor
     order: np.ndarray
+    gains: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    fusion_order: np.ndarray | None = None
+    fusion_share: float = 0.0
+
+
+def with_fusion_states(data: RLData, fused: dict[str, torch.Tensor], share: float) -> RLData:
+    """``data``'s per-frame states followed by the fusion states ``fused`` (tensors L0, gains,
+    features, context, target, gap of ``training.fusion_phase.fusion_states``)."""
+    n, (h, w) = data.L0.shape[0], data.L0.shape[-2:]
+    context = torch.cat([fused["context"].new_zeros(n, fused["context"].shape[1], h, w),
+                         fused["context"]])  # fmt: skip
+    gains = torch.cat([fused["gains"].new_zeros(n, 2, h, w), fused["gains"]])
+    order = n + np.argsort(fused["gap"].numpy(), kind="stable")
+    return RLData(
+        torch.cat([data.L0, fused["L0"].to(data.L0.dtype)]),
+        torch.cat([data.features, fused["features"].to(data.features.dtype)]),
+        torch.cat([data.target, fused["target"].to(data.target.dtype)]),
+        data.weight,
+        data.order,
+        gains=gains,
+        context=context,
+        fusion_order=order,
+        fusion_share=float(share),
+    )
 
 
 def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

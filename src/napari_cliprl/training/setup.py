@@ -22,6 +22,7 @@ from napari_cliprl.training.dataset import (
 )
 from napari_cliprl.training.distributed import DistContext, barrier, broadcast_object
 from napari_cliprl.training.folders import check_out_contents, check_out_target
+from napari_cliprl.training.fusion_source import FusionRun, fusion_videos
 from napari_cliprl.training.losses import class_weights
 from napari_cliprl.training.state import (
     Phase,
@@ -54,11 +55,12 @@ class Run:
     state: TrainState  # phase, counters, history, difficulty (saved in every checkpoint)
     callbacks: Callbacks
     stopped: bool = False
+    fusion: FusionRun | None = None  # video fusion's data (None: no readable video)
 
     @property
     def total_work(self) -> int:
         rl = self.config.rl
-        return self.config.supervised.epochs + rl.imitation_iters + rl.iterations + 1
+        return self.config.supervised.epochs + rl.imitation_iters + rl.iterations + 2
 
 
 # -- set-up --
@@ -67,6 +69,11 @@ def setup_run(config: FinetuneConfig, ctx: DistContext, callbacks: Callbacks) ->
     resume = prepare_out(config, ctx)
     sequences = open_sequences(config.data, config.schema, ground_truth=config.ground_truth)
     model = build_for_training(config, sequences[0].schema, ctx.device)
+    videos = fusion_videos(sequences, config.fusion)
+    if any(v is not None for v in videos) or (resume and _saved_fusion(config)):
+        from napari_cliprl.model.build import add_fusion
+
+        add_fusion(model, config.fusion.side_actions)
     train_items, val_items = split_frames(all_frames(sequences), config.val_fraction)
     train_ds = FrameDataset(
         sequences,
@@ -98,12 +105,19 @@ def setup_run(config: FinetuneConfig, ctx: DistContext, callbacks: Callbacks) ->
         optimizers,
         state,
         callbacks,
+        fusion=FusionRun(videos) if any(v is not None for v in videos) else None,
     )
     if state.difficulty is None:
         state.difficulty = broadcast_object(_difficulty(run) if ctx.is_main else None, ctx)
     if config.supervised.epochs <= 0 and state.phase is Phase.SUPERVISED:
-        state.phase = Phase.RL
+        state.phase = Phase.FUSION
     return run
+
+
+def _saved_fusion(config: FinetuneConfig) -> bool:
+    """Whether the run saved in ``config.out`` (being resumed) has a fusion head."""
+    model = saved_model_config(Path(config.out)).get("model")
+    return isinstance(model, dict) and bool(model.get("fusion"))
 
 
 def prepare_out(config: FinetuneConfig, ctx: DistContext) -> bool:

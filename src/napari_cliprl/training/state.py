@@ -46,6 +46,7 @@ class Phase(Enum):
     """The phases of ``finetune`` in order."""
 
     SUPERVISED = "supervised"  # phase A epochs
+    FUSION = "fusion"  # the video-fusion head (training.fusion_phase)
     RL = "rl"  # phase B iterations
     TSTAR = "tstar"  # choosing T* on the held-out frames
     DONE = "done"  # the checkpoint is final
@@ -101,6 +102,7 @@ class TrainState:
             return None
         where = {
             Phase.SUPERVISED: f"after epoch {self.epoch} of {epochs}",
+            Phase.FUSION: "before the video-fusion head was trained",
             Phase.RL: f"after RL iteration {self.rl_iter} of {iterations}",
             Phase.TSTAR: "before T* was chosen",
         }[self.phase]
