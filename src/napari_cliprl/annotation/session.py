@@ -57,11 +57,11 @@ from napari_cliprl.annotation.session_open import (
 from napari_cliprl.annotation.session_store import (
     STORE_NAME,
     SessionArray,
-    check_chunk,
     chunk_path,
     create_array,
     open_arrays,
 )
+from napari_cliprl.annotation.session_views import SessionViews
 from napari_cliprl.files import write_json_atomic
 from napari_cliprl.schemas import LabelSchema
 from napari_cliprl.steps import ZERO_SHOT_LABEL, key_of, proposal_labels, step_label
@@ -87,7 +87,7 @@ SAVE_INTERVAL = 1.0  # seconds between session.json writes while proposals strea
 Progress = Callable[[int, int, str], None]
 
 
-class Session:
+class Session(SessionViews):
     """Label stacks and review state of one annotated sequence (see the module doc)."""
 
     def __init__(
@@ -177,25 +177,6 @@ class Session:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def check_compatible(self, shape: Sequence[int], schema: LabelSchema) -> None:
-        """SessionError unless frames of ``shape`` (T x H x W) and ``schema`` fit this session."""
-        if tuple(int(s) for s in shape) != self.shape:
-            raise SessionError(
-                f"{self.folder}: session is for {self.shape[0]} frames of "
-                f"{self.shape[1]}x{self.shape[2]}, the image has shape {tuple(shape)}"
-            )
-        if schema.to_dict()["classes"] != self.info.schema["classes"]:
-            raise SessionError(
-                f"{self.folder}: session uses schema {self.schema.name!r}, not {schema.name!r}; "
-                "choose that schema or another session folder"
-            )
-
-    def check_reviewed_stored(self) -> None:
-        """SessionError naming the first reviewed frame whose ``corrected`` chunk is missing
-        (a file deleted while the session was open): never export it as a blank frame."""
-        for i in self.reviewed:
-            check_chunk(self.folder, CORRECTED, i, "is marked reviewed but its labels are gone")
-
     def _create_array(self, name: str, fill_value: int = 0) -> zarr.Array:
         self._require_writable()
         array = create_array(self.folder, name, self.shape, fill_value=fill_value)
@@ -203,19 +184,6 @@ class Session:
         return array
 
     # -- views ---------------------------------------------------------------------------
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.info.shape)  # type: ignore[return-value]
-
-    @property
-    def steps(self) -> int:
-        return self.info.steps
-
-    @property
-    def layer_names(self) -> list[str]:
-        """Proposal layer names, then ``corrected``."""
-        return [*proposal_labels(self.steps), CORRECTED]
-
     def array(self, name: str) -> SessionArray:
         """The T x H x W uint8 array of layer ``name`` (chunk = one frame; see SessionArray);
         also ``"propagated"`` (made on first use, 255 where nothing was propagated yet)."""
@@ -233,45 +201,6 @@ class Session:
             )
         elif not self.read_only:
             self._create_array(PROPAGATED, fill_value=255)
-
-    @property
-    def reviewed(self) -> list[int]:
-        with self._lock:
-            return sorted(self._reviewed)
-
-    @property
-    def predicted(self) -> list[int]:
-        with self._lock:
-            return sorted(self._predicted)
-
-    def uncertainty(self) -> np.ndarray:
-        """The model's uncertainty per frame (T,) float, NaN where none is stored."""
-        out = np.full(self.shape[0], np.nan)
-        with self._lock:
-            for i, value in self._uncertainty.items():
-                if 0 <= i < len(out):
-                    out[i] = value
-        return out
-
-    def reviewed_mask(self) -> np.ndarray:
-        """(T,) bool: True for reviewed frames."""
-        mask = np.zeros(self.shape[0], dtype=bool)
-        mask[self.reviewed] = True
-        return mask
-
-    def is_reviewed(self, index: int) -> bool:
-        with self._lock:
-            return int(index) in self._reviewed
-
-    def next_unreviewed(self, after: int = -1) -> int | None:
-        """The first frame after ``after`` (wrapping around) not yet reviewed, or None."""
-        n = self.shape[0]
-        with self._lock:
-            for k in range(1, n + 1):
-                i = (after + k) % n
-                if i not in self._reviewed:
-                    return i
-        return None
 
     # -- changes -------------------------------------------------------------------------
     def needs_prediction(self, index: int) -> bool:
