@@ -4,6 +4,7 @@ processes and their medians. Nothing here imports Qt or napari.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import statistics
@@ -40,6 +41,22 @@ def source_info() -> dict[str, Any]:
     return info
 
 
+def ours(*names: str) -> Any:
+    """The first of the modules ``names`` that the imported package has: the benchmarks measure
+    today's layout and the one before the restructure (``sample`` -> ``io.sample`` etc.)."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is None or not name.startswith(e.name):
+                raise
+    raise ModuleNotFoundError(f"none of {', '.join(names)} in the imported napari_cliprl")
+
+
+def synthetic_clip(**kwargs: Any) -> Any:
+    return ours("napari_cliprl.io.sample", "napari_cliprl.sample").synthetic_clip(**kwargs)
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -47,7 +64,6 @@ def loadavg() -> list[float]:
 def write_synthetic_video(folder: Path, n_frames: int, size: tuple[int, int], seed: int) -> dict:
     """A synthetic surgical-like clip (``sample.synthetic_clip``) encoded by ``io.write_video``."""
     from napari_cliprl.io import video
-    from napari_cliprl.sample import synthetic_clip
 
     clip = synthetic_clip(n_frames=n_frames, size=size, seed=seed)
     path = video.write_video(folder / f"synthetic-{n_frames}x{size[0]}x{size[1]}.mp4", clip.frames)
@@ -63,8 +79,6 @@ def write_synthetic_video(folder: Path, n_frames: int, size: tuple[int, int], se
 
 def ground_truth(video: dict) -> Any:
     """T x H x W label ids of the synthetic clip behind ``video`` (rendered again, same seed)."""
-    from napari_cliprl.sample import synthetic_clip
-
     size = (video["height"], video["width"])
     return synthetic_clip(n_frames=video["frames"], size=size, seed=video["seed"]).labels
 

@@ -83,8 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- without the GUI -----------------------------------------------------------------------
 def model_spec(steps: int) -> Any:
     """The model the dock offers by default (the demo checkpoint when shipped), on the CPU."""
-    from napari_cliprl import annotate
-
+    annotate = gb.ours("napari_cliprl.annotation.models", "napari_cliprl.annotate")
     if hasattr(annotate, "default_spec"):
         return annotate.default_spec(device="cpu", steps=steps)
     ckpt = annotate.demo_checkpoint()
@@ -93,19 +92,18 @@ def model_spec(steps: int) -> Any:
 
 def build_predictor(spec: Any) -> tuple[Any, float]:
     """The predictor as the dock's run gets it (``PredictorCache.get``), and seconds to build."""
-    from napari_cliprl.annotate import PredictorCache
-
+    cache = gb.ours("napari_cliprl.annotation.models", "napari_cliprl.annotate").PredictorCache
     start = time.perf_counter()
-    predictor = PredictorCache().get(spec)
+    predictor = cache().get(spec)
     return predictor, time.perf_counter() - start
 
 
 def video_frames(path: str) -> Any:
     """T x H x W x 3 frames decoded on demand, as the plugin's reader gives them."""
     from napari_cliprl.io.sources import open_frames
-    from napari_cliprl.lazy import LazyFrames
 
-    return LazyFrames(open_frames(path))
+    lazy = gb.ours("napari_cliprl.io.lazy", "napari_cliprl.lazy")
+    return lazy.LazyFrames(open_frames(path))
 
 
 def phase_core(args: argparse.Namespace, path: str) -> dict:
@@ -138,9 +136,11 @@ def phase_core(args: argparse.Namespace, path: str) -> dict:
 
 
 def phase_session(args: argparse.Namespace, path: str, work: Path) -> dict:
-    from napari_cliprl.annotate import predict_into_session
     from napari_cliprl.schemas import get_schema
-    from napari_cliprl.session import Session
+
+    run = gb.ours("napari_cliprl.annotation.run", "napari_cliprl.annotate")
+    predict = getattr(run, "predict_sequence", None) or run.predict_into_session
+    Session = gb.ours("napari_cliprl.annotation.session", "napari_cliprl.session").Session
 
     spec = model_spec(args.steps)
     predictor, build_s = build_predictor(spec)
@@ -153,7 +153,7 @@ def phase_session(args: argparse.Namespace, path: str, work: Path) -> dict:
     for name in PASSES:
         model, write, corrected, total = [], [], [], []
         last = time.perf_counter()
-        for item in predict_into_session(predictor, frames, range(len(frames)), session, key=path):
+        for item in predict(predictor, frames, range(len(frames)), session, key=path):
             between = time.perf_counter() - last
             t0 = time.perf_counter()
             session.init_corrected(item.index)  # the widget does this per frame
