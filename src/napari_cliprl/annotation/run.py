@@ -18,15 +18,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_cliprl.annotation.store import LabelStore, PredictorLike
 from napari_cliprl.annotation.suggest import frame_uncertainty
 from napari_cliprl.errors import describe_error
-from napari_cliprl.flow import FlowCache, FlowSource, iter_propagate
-from napari_cliprl.fusion.context import FrameContext, frame_context
+
+if TYPE_CHECKING:  # optical flow (cv2, zarr) loads when a run propagates, not with the GUI
+    from napari_cliprl.flow import FlowSource
+    from napari_cliprl.fusion.context import FrameContext
 
 Progress = Callable[[int, int, str], None]
 
@@ -113,6 +115,9 @@ def _frames_with_context(
     if len(frames) < 2:
         yield from ((i, None) for i in todo)
         return
+    from napari_cliprl.flow import FlowCache, iter_propagate
+    from napari_cliprl.fusion.context import frame_context
+
     flows = flows if flows is not None else FlowCache(frames)
     for gap in _gaps_in_order(todo, sorted(anchors)):
         for i, propagated in iter_propagate(anchors, gap, flows):

@@ -10,11 +10,12 @@ export-layout folder). Label maps are H x W uint8 class ids, 255 = ignore.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from napari_cliprl.fusion.context import FrameContext
+if TYPE_CHECKING:  # optical flow (cv2, zarr) loads when a run propagates, not with the GUI
+    from napari_cliprl.fusion.context import FrameContext
 
 
 @runtime_checkable
