@@ -16,13 +16,13 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from napari_cliprl.errors import CLIError
+
+__all__ = ["CLIError", "main"]
+
 COMMANDS = ("info", "convert", "predict", "finetune", "evaluate", "demo")
 DEBUG_ENV = "CLIPRL_DEBUG"  # set to 1 for tracebacks instead of one-line errors
 USER_ERRORS = (ValueError, OSError, KeyError, RuntimeError)  # bad input: one line, status 2
-
-
-class CLIError(Exception):
-    """A user error reported as one line, without a traceback."""
 
 
 class OneLineParser(argparse.ArgumentParser):

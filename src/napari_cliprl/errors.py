@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+
+class CLIError(Exception):
+    """A user error of the command line, reported as one line without a traceback."""
+
+
 OFFLINE_HINT = "CLIP weights cannot be downloaded offline: set 'CLIP weights' to a local file."
 
 

@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_cliprl.cli import CLIError
+    from napari_cliprl.errors import CLIError
     from napari_cliprl.io.convert import convert_labels, plan_conversion
 
     if args.crop and args.source != "endovis2017":
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         total=total, desc=NAME, unit="frame", file=sys.stderr, leave=False, disable=None
     ) as bar:
 
-        def progress(done: int, _total: int) -> None:
+        def progress(done: int, _total: int, _message: str = "") -> None:
             bar.update(done - bar.n)
 
         convert_labels(

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from napari_cliprl.cli import CLIError
+from napari_cliprl.errors import CLIError
 
 NAME = "demo"
 HELP = (

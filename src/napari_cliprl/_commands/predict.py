@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_cliprl.cli import CLIError
+    from napari_cliprl.errors import CLIError
     from napari_cliprl.io.sources import open_frames
 
     if args.steps is not None and args.steps < 0:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_frame_range(text: str | None, n: int) -> list[int]:
     """'a:b' (or 'a:b:s', 'a:', ':b', 'i') -> frame indices within 0..n-1."""
-    from napari_cliprl.cli import CLIError
+    from napari_cliprl.errors import CLIError
 
     if not text:
         return list(range(n))
@@ -111,7 +111,7 @@ def parse_frame_range(text: str | None, n: int) -> list[int]:
 
 def read_corrections(folder: str | None, source: Any, schema: Any) -> dict[int, Any]:
     """Frame index in ``source`` -> H x W uint8 labels of the reviewed frames in ``folder``."""
-    from napari_cliprl.cli import CLIError
+    from napari_cliprl.errors import CLIError
     from napari_cliprl.io import read_labeled
 
     if not folder:
@@ -138,7 +138,7 @@ def read_corrections(folder: str | None, source: Any, schema: Any) -> dict[int, 
 def model_spec(args: argparse.Namespace) -> Any:
     """The ModelSpec of the options: --checkpoint, else --arch, else the demo checkpoint."""
     from napari_cliprl.annotation.models import ModelSpec, demo_checkpoint
-    from napari_cliprl.cli import CLIError
+    from napari_cliprl.errors import CLIError
 
     checkpoint = args.checkpoint
     if checkpoint is None and not args.arch:

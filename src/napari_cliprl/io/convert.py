@@ -58,7 +58,7 @@ LAYOUT_HELP = {
     "cholecseg8k": "clip folders (*_endo.png + *_endo_watershed_mask.png)",
     "export": "export folders (labels/ + schema.json or manifest.json)",
 }
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, str], None]  # (done, total, message), as everywhere
 
 
 @dataclass
@@ -225,8 +225,8 @@ def convert_labels(
 ) -> int:
     """Write ``jobs`` under ``out`` in layout ``target`` (module doc); returns frames written.
 
-    ``inputs``: the folders read, which ``out`` must stay clear of. ``progress(done, total)``
-    is called after each frame.
+    ``inputs``: the folders read, which ``out`` must stay clear of.
+    ``progress(done, total, message)`` is called after each frame.
     """
     out = Path(out)
     if target not in TARGETS:
@@ -266,7 +266,7 @@ def _stage(
             write_png(folder / f"{name}.png", job.labels(i))
             done += 1
             if progress is not None:
-                progress(done, total)
+                progress(done, total, job.name)
         write_json_atomic(folder / "schema.json", job.schema.to_dict())
         return done
     rows = job.manifest_rows()
@@ -276,7 +276,7 @@ def _stage(
         job.schema,
         images=_LazyMap(job.frame_names, job.frames) if job.frames else None,
         manifest=make_manifest(job.source.resolve(), job.schema, rows) if rows else None,
-        progress=None if progress is None else (lambda k, n, _: progress(done + k, total)),
+        progress=None if progress is None else (lambda k, n, m: progress(done + k, total, m)),
     )
     return done + len(job.frame_names)
 
