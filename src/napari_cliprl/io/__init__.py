@@ -7,7 +7,9 @@ Frame sources (:class:`FrameSource`: ``len``, ``src[i] -> H x W x 3 uint8``, ``s
 
 Modules, lower ones first (each imports only those above it): ``errors``, ``_files``,
 ``_png``, ``frames``, ``video``, ``sources``, ``labeled``, ``labels_json``, ``manifest``,
-``export``, ``endovis2018``, ``endovis2017``, ``cholec``, ``read`` (the dispatcher).
+``export``, ``endovis2018``, ``endovis2017``, ``cholec``, ``read`` (the dispatcher); beside
+them ``convert`` (``cliprl convert``), ``lazy`` (frames as a lazy array for napari) and
+``sample`` (the built-in synthetic clip).
 Every input is checked before memory is committed (see :mod:`napari_cliprl.limits`) and every
 bad input is one :class:`DataError` line naming the file.
 """

@@ -2,7 +2,7 @@
 
 For each :class:`~napari_cliprl.fusion.samples.FusionSample` (a reviewed frame seen through a
 context built without it) and the decoder's outputs on that frame from a decoder that never
-saw it (:mod:`~napari_cliprl.fusion.heldout`):
+saw it (:mod:`~napari_cliprl.training.fusion_heldout`):
 
 - on the grid (h x w): decoder logits ``L`` (K), pixel features ``F`` (C), context channels
   (:func:`~napari_cliprl.fusion.grid.context_channels`) and the majority target;
