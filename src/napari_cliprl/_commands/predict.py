@@ -70,9 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from napari_cliprl.cli import CLIError
     from napari_cliprl.io.sources import open_frames
+    from napari_cliprl.limits import check_limit
 
     if args.steps is not None and args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    if args.steps is not None:  # before the model loads, naming the option (as evaluate)
+        check_limit("MAX_STEPS", args.steps, "--steps")
     if not math.isfinite(args.prior_weight) or args.prior_weight < 0:
         raise CLIError(f"--prior-weight must be a finite number >= 0, got {args.prior_weight}")
     from napari_cliprl.annotation.output_folder import check_output_folder
