@@ -22,4 +22,4 @@ def test_demo_without_display_suggests_xvfb_or_screenshot(headless, capsys) -> N
 
 def test_demo_rejects_an_empty_clip(headless, capsys) -> None:
     assert main(["demo", "--frames", "0"]) == 2
-    assert "--frames must be at least 1" in capsys.readouterr().err
+    assert "--frames must be 1..1000, got 0" in capsys.readouterr().err

@@ -94,6 +94,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise problem(path, f"not a {what}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise problem(path, f"not a valid {what}: {e.msg} at line {e.lineno}") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise problem(path, f"not a valid {what}: a number with too many digits") from None
     except RecursionError:
         raise problem(path, f"not a valid {what}: nested too deeply") from None
 

@@ -9,12 +9,14 @@ inside ``xvfb-run`` (``make demo`` on a headless machine) it saves ``cliprl-demo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from napari_cliprl.errors import CLIError
+from napari_cliprl.limits import limit
 
 NAME = "demo"
 HELP = (
@@ -24,6 +26,7 @@ HELP = (
 XVFB_SCREEN = "-screen 0 1600x1000x24"
 _REEXEC_FLAG = "CLIPRL_DEMO_UNDER_XVFB"
 DEFAULT_SCREENSHOT = "cliprl-demo.png"
+DEMO_MAX_FRAMES = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +74,12 @@ def _rerun_under_xvfb(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1:
-        raise CLIError(f"--frames must be at least 1, got {args.frames}")
+    if not 1 <= args.frames <= DEMO_MAX_FRAMES:  # the clip is made in memory (240 KB a frame)
+        raise CLIError(f"--frames must be 1..{DEMO_MAX_FRAMES}, got {args.frames}")
+    if args.steps is not None and not 0 <= args.steps <= limit("MAX_STEPS"):
+        raise CLIError(f"--steps must be 0..{limit('MAX_STEPS')}, got {args.steps}")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise CLIError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
     if not has_display():
         if args.screenshot is None:
             raise CLIError(

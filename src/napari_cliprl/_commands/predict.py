@@ -69,9 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from napari_cliprl.errors import CLIError
     from napari_cliprl.io.sources import open_frames
+    from napari_cliprl.limits import check_limit
 
     if args.steps is not None and args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    if args.steps is not None:  # before the model loads, naming the option (as evaluate)
+        check_limit("MAX_STEPS", args.steps, "--steps")
     from napari_cliprl.annotation.output_folder import check_output_folder
 
     source = open_frames(args.src)
@@ -116,7 +119,12 @@ def read_corrections(folder: str | None, source: Any, schema: Any) -> dict[int, 
 
     if not folder:
         return {}
-    seq = read_labeled(folder, schema, reviewed_only=True)
+    from napari_cliprl.io import DataError
+
+    try:
+        seq = read_labeled(folder, schema, reviewed_only=True)
+    except DataError as e:
+        raise CLIError(f"--corrections: {e}") from None
     where = {name: i for i, name in enumerate(source.frame_names)}
     anchors = {}
     for k, name in enumerate(seq.frame_names):
