@@ -8,9 +8,9 @@ proposals: its labels carried to them by optical flow and fused by the model
 :func:`~._jobs.repropose_session_job` in a napari worker). One re-proposal runs at a time,
 never beside a Run: frames reviewed while one runs wait in a queue (each frame once, in the
 order they were reviewed) and run after it, so every correction is carried with the labels it
-has when its turn comes; a frame un-reviewed before its turn is dropped. :meth:`stop` (a Run,
-another session) empties the queue, cancels the re-proposal after its current frame and calls
-back once nothing writes any more.
+has when its turn comes; a frame un-reviewed before its turn, or any waiting frame once the
+box is unticked, is dropped. :meth:`stop` (a Run, a restore, another session) empties the
+queue, cancels the re-proposal after its current frame and calls back once nothing writes.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ class Reproposer(QObject):
 
     def _next(self) -> None:
         session = self._session
+        if not self._enabled():  # the box was unticked: what waited is dropped
+            self._queue.clear()
         while self._queue and session is not None:
             index = self._queue.pop(0)
             if session.is_reviewed(index):
