@@ -1,5 +1,5 @@
 """Closing the loop from the dock's controls: Fine-tune (and Cancel), the command line and
-Copy, Re-run unreviewed frames, Evaluate, and propagation."""
+Copy, Re-run unreviewed frames and Evaluate (propagation: test_propagation_gui)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,16 @@ from cliprl_gui import (
     N_FRAMES,
     STEPS,
     TIMEOUT_MS,
-    FixedCache,
-    add_clip,
     choose,
     click,
-    click_box,
-    make_dock,
     messages,
     n_records,
-    run_all,
     wait_idle,
 )
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
+from napari_cliprl._napari._session_layers import layer_order
 from napari_cliprl.annotation.finetune_job import LINEAGE_FILE
 from napari_cliprl.metrics import evaluate_frames
 
@@ -102,7 +98,9 @@ def test_finetune_click_swaps_the_model_and_rerun_predicts_only_unreviewed(annot
     last = np.asarray(session.array(f"step {session.steps}")[1])
     np.testing.assert_array_equal(np.asarray(session.array("corrected")[1]), last)
     names = [layer.name for layer in viewer.layers]
-    assert names[-(session.steps + 3) :] == [
+    assert names == ["clip", *layer_order(session)]  # the re-run propagated: "propagated" too
+    assert layer_order(session) == [
+        "propagated",
         "zero-shot",
         *(f"step {t}" for t in range(session.steps + 1)),
         "corrected",
@@ -176,31 +174,3 @@ def test_evaluate_click_shows_table_and_chart(annotator, qtbot, small_clip):
     assert list(evaluate.chart().series) == layers
     assert evaluate.chart().classes  # grouped bars for the classes present
     assert evaluate.status() == "4 frames with predictions and ground truth."
-
-
-class PriorPredictor:
-    """Accepts ``prior=``: fills every step with the prior + 1 (or 1 without one)."""
-
-    def __init__(self) -> None:
-        self.priors: list[np.ndarray | None] = []
-
-    def predict(self, frame, steps=None, key=None, prior=None, prior_weight=None):
-        from types import SimpleNamespace
-
-        self.priors.append(prior)
-        h, w = frame.shape[:2]
-        value = 1 if prior is None else int(prior[0, 0]) + 1
-        maps = [np.full((h, w), value, np.uint8) for _ in range((steps or 0) + 1)]
-        return SimpleNamespace(zero_shot=np.zeros((h, w), np.uint8), steps=maps, entropy=[0.5])
-
-
-def test_propagate_box_passes_the_previous_frame(make_napari_viewer, qtbot, small_clip, tmp_path):
-    viewer = make_napari_viewer()
-    add_clip(viewer, small_clip)
-    predictor = PriorPredictor()
-    widget = make_dock(viewer, qtbot, FixedCache(predictor), tmp_path / "s")
-    click_box(qtbot, widget.sections.run.propagate_box)
-    run_all(qtbot, widget)
-    assert predictor.priors[0] is None and all(p is not None for p in predictor.priors[1:])
-    corrected = widget.controller.session.array("corrected")
-    assert [int(corrected[i][0, 0]) for i in range(N_FRAMES)] == [1, 2, 3, 4]

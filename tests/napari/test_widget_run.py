@@ -87,7 +87,8 @@ def test_steps_picker_step_layers_follow_t(annotator, qtbot):
     kept = np.asarray(viewer.layers["corrected"].data[1]).copy()
     steps.setValue(0)  # as a fine-tune choosing T* = 0 does
     run_all(qtbot, widget)
-    assert session_layer_names(viewer) == ["clip", *proposals(0), "corrected"]
+    # a frame is reviewed: the run propagated it, so the "propagated" layer leads
+    assert session_layer_names(viewer) == ["clip", "propagated", *proposals(0), "corrected"]
     session = widget.controller.session
     assert session.steps == 0 and session.predicted == list(range(N_FRAMES))
     np.testing.assert_array_equal(np.asarray(viewer.layers["corrected"].data[1]), kept)

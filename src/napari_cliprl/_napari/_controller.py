@@ -28,9 +28,10 @@ from ._finetune_control import FinetuneController
 from ._guard import Slices, plural
 from ._jobs import SessionReady, SessionTarget, run_job, warm_charts
 from ._layers import SESSION_KEY, session_folder, source_of_layer
+from ._reproposer import Reproposer
 from ._review_marks import ReviewMarks
 from ._saved_sessions import SavedSessions
-from ._session_layers import SessionLayers
+from ._session_layers import SessionLayers, painted_frames
 from ._tasks import SessionTasks
 
 # predicted frames reach the screen in batches, at most this often. (No napari activity
@@ -64,6 +65,11 @@ class AnnotatorController(QObject):
         self.saved = SavedSessions()
         self.saved.restored.connect(self._on_restored)
         self.saved.failed.connect(self.failed)
+        self.reproposer = Reproposer(self.predictors)  # after reviews; never beside a Run
+        self.reproposer.frame_done.connect(self._on_reproposed)
+        self.reproposer.finished.connect(self._sync_if_incomplete)
+        self.reproposer.finished.connect(self.predictions_changed)
+        self.reproposer.failed.connect(self.failed)
         self._session: Session | None = None
         self._layers: SessionLayers | None = None
         self._marks: ReviewMarks | None = None
@@ -123,10 +129,11 @@ class AnnotatorController(QObject):
         image: Image | None,
         indices: list[int],
         *,
-        propagate: bool = False,
+        propagate: bool = True,
         session_dir: str | None = None,
     ) -> None:
-        """Predict frames ``indices`` of ``image`` with the model of ``spec``, in a worker."""
+        """Predict frames ``indices`` of ``image`` with the model of ``spec`` in a worker
+        (``propagate``: from the reviewed frames by optical flow), once no re-proposal runs."""
         if self.is_running or self.is_restoring:
             raise RuntimeError("A run is in progress; cancel it or wait for it to finish.")
         if image is None:
@@ -162,7 +169,7 @@ class AnnotatorController(QObject):
         n = plural(len(indices), "frame")
         self.run_progress.emit(0, len(indices), f"Loading the model for {n}…")
         self._flush_timer.start()
-        worker.start()
+        self.reproposer.stop(then=worker.start)
 
     def cancel(self) -> None:
         """Stop the current run after the frame being predicted."""
@@ -218,6 +225,7 @@ class AnnotatorController(QObject):
         self._flush_timer.stop()
         if self._layers is not None and not self._slices.active:
             self._layers.refresh()
+        self._sync_if_incomplete()
         n = plural(self._run_done, "frame")
         if self._run_error:
             self.failed.emit(self._run_error, "run")
@@ -248,7 +256,7 @@ class AnnotatorController(QObject):
         """Reopen the saved session of ``image`` (edits and reviewed flags) in a worker."""
         if self.is_running or self.is_restoring:
             raise RuntimeError("A run is in progress; cancel it before restoring a session.")
-        self.saved.restore(image, session_dir)
+        self.reproposer.stop(then=functools.partial(self.saved.restore, image, session_dir))
 
     def _on_restored(self, session: Session, image: Image | None, scale: Any) -> None:
         if session.schema.name not in list_schemas():
@@ -261,6 +269,7 @@ class AnnotatorController(QObject):
     def _attach(self, session: Session, scale: Any) -> None:
         if self._layers is not None:
             self._layers.detach()
+        self.reproposer.stop()
         self._session = session
         self._marks = ReviewMarks(session.mark_reviewed)
         self._layers = SessionLayers(
@@ -279,6 +288,12 @@ class AnnotatorController(QObject):
     def _sync_layers(self) -> None:
         if self._layers is not None:
             self._slices.start(self._layers.sync())
+
+    def _sync_if_incomplete(self) -> None:
+        """Add what a run or re-proposal made (the ``propagated`` layer), if anything."""
+        layers = self._layers
+        if layers is not None and not self._slices.active and not layers.is_complete():
+            self._sync_layers()
 
     def _on_layers_synced(self) -> None:
         corrected = self._layers.corrected if self._layers is not None else None
@@ -318,6 +333,8 @@ class AnnotatorController(QObject):
             corrected.data_setitem((np.full(ys.size, i), ys, xs), proposal[ys, xs])
         if session.mark_reviewed([i]):
             self._emit_reviewed()
+            if not ys.size:  # (an edit re-proposes from its paint event)
+                self._repropose([i])
 
     def unreview(self) -> bool:
         """Take back the reviewed mark of the current frame; False when it had none."""
@@ -355,6 +372,17 @@ class AnnotatorController(QObject):
     def _on_edit(self, atoms: list[Any]) -> None:
         if self._marks is not None and self._marks.edited(atoms):
             self._emit_reviewed()
+        self._repropose(painted_frames(atoms))
+
+    def _repropose(self, frames: Any) -> None:
+        """Carry the corrections of the reviewed ``frames`` to their unreviewed neighbours
+        in a worker (:mod:`._reproposer`), unless a Run or restore is under way."""
+        if self._session is not None and not (self.is_running or self.is_restoring):
+            self.reproposer.request(self._session, sorted(frames))
+
+    def _on_reproposed(self, index: int) -> None:
+        if self._layers is not None and not self._slices.active:
+            self._layers.refresh_frame([index])
 
     def _on_undo(self, atoms: list[Any]) -> None:
         if self._marks is not None and self._marks.undone(atoms):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash
+from napari_cliprl.annotation.repropose import repropose_job, session_flows
 from napari_cliprl.annotation.run import FrameDone, predict_sequence
 from napari_cliprl.annotation.session import SESSION_FILE, Session
 from napari_cliprl.errors import describe_error
@@ -79,6 +80,13 @@ class SeedingStore:
     def is_reviewed(self, index: int) -> bool:
         return self.session.is_reviewed(index)
 
+    @property
+    def reviewed(self) -> list[int]:
+        return self.session.reviewed
+
+    def anchor_labels(self, index: int) -> np.ndarray:
+        return self.session.anchor_labels(index)
+
 
 def open_session(target: SessionTarget, spec: ModelSpec) -> Session:
     """The session at ``target.folder`` (created when there is none), checked against the
@@ -116,12 +124,14 @@ def run_job(
     current: Session | None = None,
     *,
     key: str = "",
-    propagate: bool = False,
+    propagate: bool = True,
 ) -> Generator[SessionReady | FrameDone, None, str | None]:
     """A Run for a worker: load the model of ``spec`` (``cache``: a PredictorCache), then
     open the session (``current`` when it is the target's), yield :class:`SessionReady`, then
-    one :class:`FrameDone` per predicted frame. Never raises: returns the error sentence
-    (None on success); a failure before ``SessionReady`` has changed nothing."""
+    one :class:`FrameDone` per predicted frame; with ``propagate`` the reviewed frames are
+    carried to the others by optical flow (flows cached in the session folder). Never
+    raises: returns the error sentence (None on success); a failure before
+    ``SessionReady`` has changed nothing."""
     try:
         preload()  # torch's libraries, without holding the GIL (see _preload)
         predictor = cache.get(spec)
@@ -134,10 +144,34 @@ def run_job(
         import_for_layers()
         yield SessionReady(session, describe_model(spec, predictor))
         store = SeedingStore(session)
-        yield from predict_sequence(predictor, frames, indices, store, key=key, propagate=propagate)
+        flows = flows_of(session, frames) if propagate else None
+        yield from predict_sequence(
+            predictor, frames, indices, store, key=key, propagate=propagate, flows=flows
+        )
     except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
         return describe_error(e, spec.device)
     return None
+
+
+def flows_of(session: Session, frames: Any) -> Any:
+    """The session's on-disk flow cache when there is something to propagate, else None."""
+    return session_flows(session, frames) if session.reviewed and len(frames) > 1 else None
+
+
+def repropose_session_job(
+    cache: Any, spec: ModelSpec, frames: Any, session: Session, index: int, key: str = ""
+) -> Generator[FrameDone, None, str | None]:
+    """Re-propose the neighbours of reviewed frame ``index`` of ``session`` for a worker
+    (:func:`~napari_cliprl.annotation.repropose.repropose_job`; ``corrected`` of each
+    re-proposed frame follows its new last step, as in a run). Never raises: returns the
+    error sentence (None on success)."""
+    try:
+        preload()
+        flows = flows_of(session, frames)
+    except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
+        return describe_error(e, spec.device)
+    store = SeedingStore(session)
+    return (yield from repropose_job(cache, spec, frames, store, index, key=key, flows=flows))
 
 
 def export_job(

@@ -15,7 +15,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.events import Event
 
-from napari_cliprl.annotation.session import CORRECTED, Session
+from napari_cliprl.annotation.session import CORRECTED, PROPAGATED, Session
 from napari_cliprl.steps import ZERO_SHOT_LABEL, step_of
 
 from ._layers import copy_layer_kwargs, schema_layer_kwargs
@@ -26,10 +26,17 @@ History = Callable[[list[Any]], None]
 
 
 def is_session_layer_name(name: str) -> bool:
-    """Names the annotator owns: ``zero-shot``, ``step N`` and ``corrected``."""
-    return name in (ZERO_SHOT_LABEL, CORRECTED) or (
+    """Names the annotator owns: ``propagated``, ``zero-shot``, ``step N``, ``corrected``."""
+    return name in (PROPAGATED, ZERO_SHOT_LABEL, CORRECTED) or (
         name.startswith("step ") and step_of(name) is not None
     )
+
+
+def layer_order(session: Session) -> list[str]:
+    """The session's layers, bottom to top, after the image (and any ground truth):
+    ``propagated`` (only once the session has one), ``zero-shot``, ``step 0`` .. ``step T``,
+    ``corrected``. The one statement of the order (tests compare with it)."""
+    return [*([PROPAGATED] if session.has_propagated else []), *session.layer_names]
 
 
 def painted_frames(atoms: Iterable[Any]) -> set[int]:
@@ -88,8 +95,10 @@ def _last(history: Any) -> list[Any] | None:
 
 
 class SessionLayers:
-    """The layers of ``session`` in ``viewer``, in the order zero-shot, step 0..T, corrected,
-    after the image (and ground truth): see :meth:`sync`."""
+    """The layers of ``session`` in ``viewer`` in the order of :func:`layer_order`, after the
+    image (and ground truth): see :meth:`sync`. ``propagated`` (the reviewed frames' labels
+    carried by optical flow, 255 = nothing carried: transparent) is read-only like the
+    proposals."""
 
     def __init__(
         self,
@@ -127,7 +136,7 @@ class SessionLayers:
             yield operation()
 
     def _operations(self) -> Iterator[Callable[[], str]]:
-        wanted = self.session.layer_names
+        wanted = layer_order(self.session)
         ours = set(map(id, self.layers.values()))
         for layer in list(self.viewer.layers):
             if not is_session_layer_name(layer.name):

@@ -125,6 +125,8 @@ class AnnotatorWidget(QWidget):
         c.session_restored.connect(self._on_session_restored)
         c.paint_label_changed.connect(s.review.show_class)
         c.failed.connect(self.report)
+        c.reproposer.status.connect(s.run.set_status)
+        c.reproposer.configure(s.run.propagate, lambda: (s.model.spec(), s.data.image_layer()))
         t = c.tasks
         t.export_busy.connect(s.export.set_busy)
         t.export_exists.connect(self._on_export_exists)
@@ -325,13 +327,14 @@ class AnnotatorWidget(QWidget):
     # -- for scripts and tests: what the dock is doing -----------------------------------
     @property
     def busy(self) -> bool:
-        """True while a run, restore, export, evaluation or fine-tune is working, or the
-        session's layers are still being added."""
+        """True while a run, re-proposal, restore, export, evaluation or fine-tune is
+        working, or the session's layers are still being added."""
         c, s = self.controller, self.sections
         return (
             s.finetune.plot().busy
             or s.evaluate.chart().busy
             or c.is_running
+            or c.reproposer.active
             or c.is_restoring
             or c.layers_pending
             or c.tasks.is_exporting

@@ -193,8 +193,16 @@ class Session(SessionViews):
             raise KeyError(f"session has no layer {name!r}; layers: {self.layer_names}")
         return self._arrays[name]
 
+    @property
+    def has_propagated(self) -> bool:
+        """Whether the ``propagated`` array exists (a run with reviewed frames makes it)."""
+        return PROPAGATED in self._arrays or os.path.lexists(self._propagated_path())
+
+    def _propagated_path(self) -> Path:
+        return self.folder / STORE_NAME / key_of(PROPAGATED) / "zarr.json"
+
     def _open_propagated(self) -> None:
-        if os.path.lexists(self.folder / STORE_NAME / key_of(PROPAGATED) / "zarr.json"):
+        if os.path.lexists(self._propagated_path()):
             arrays = open_arrays(self.folder, [PROPAGATED], self.shape, self.read_only)
             self._arrays[PROPAGATED] = SessionArray(
                 arrays[PROPAGATED], PROPAGATED, self.folder, self.read_only

@@ -30,10 +30,13 @@ class RunSection(ProgressMixin, QGroupBox):
         self._cancel_button = QPushButton("Cancel")
         self._cancel_button.setToolTip("Stop after the frame being predicted")
         self._cancel_button.setEnabled(False)
-        self._propagate = QCheckBox("Propagate from previous frame")
+        self._propagate = QCheckBox("Propagate corrections (optical flow)")
         self._propagate.setToolTip(
-            "pass the previous frame's corrected labels to the model as a prior (video)"
+            "Reviewed frames are carried to the others by optical flow and fused by the "
+            "model: a Run predicts from them, and reviewing a frame re-proposes its "
+            "unreviewed neighbours at once (in the background)"
         )
+        self._propagate.setChecked(True)
         self._progress = QProgressBar()
         self._progress.setRange(0, 1)
         self._progress.setValue(0)
