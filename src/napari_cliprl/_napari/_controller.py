@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
@@ -18,7 +18,6 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from napari_cliprl.annotation.models import ModelSpec, PredictorCache
 from napari_cliprl.annotation.run import FrameDone
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.annotation.suggest import suggest_frames
 from napari_cliprl.io.lazy import LazyArray, as_frames
 from napari_cliprl.schemas import get_schema, list_schemas, register_schema
@@ -33,6 +32,9 @@ from ._review_marks import ReviewMarks
 from ._saved_sessions import SavedSessions
 from ._session_layers import SessionLayers, painted_frames
 from ._tasks import SessionTasks
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 # predicted frames reach the screen in batches, at most this often. (No napari activity
 # bar: each of its updates processes the whole event queue and repaints the window, which

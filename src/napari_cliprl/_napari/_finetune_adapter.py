@@ -12,7 +12,7 @@ import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_cliprl.annotation.finetune_job import (
     FinetuneOutcome,
@@ -23,9 +23,11 @@ from napari_cliprl.annotation.finetune_job import (
     widget_preset,
 )
 from napari_cliprl.annotation.models import ModelSpec
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 from napari_cliprl.training.config import FinetuneConfig, replace_fields
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 Options = FinetuneConfig
 Outcome = FinetuneOutcome

@@ -8,7 +8,7 @@ import functools
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
@@ -16,12 +16,14 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.models import ModelSpec
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 
 from . import _finetune_adapter as adapter
 from ._guard import plural
 from ._training_progress import TrainingClock, format_seconds, training_curves
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 PLOT_MS = 500  # the loss plot is redrawn at most this often (a draw costs the main thread)
 

@@ -12,18 +12,21 @@ import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash
 from napari_cliprl.annotation.repropose import repropose_job, session_flows
 from napari_cliprl.annotation.run import FrameDone, predict_sequence
-from napari_cliprl.annotation.session import SESSION_FILE, Session
+from napari_cliprl.annotation.session_info import SESSION_FILE
 from napari_cliprl.errors import describe_error
 from napari_cliprl.schemas import LabelSchema
 
 from ._preload import preload
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class SeedingStore:
 def open_session(target: SessionTarget, spec: ModelSpec) -> Session:
     """The session at ``target.folder`` (created when there is none), checked against the
     frames and schema, with ``spec``'s model recorded (nothing of the old model is lost)."""
+    from napari_cliprl.annotation.session import Session
+
     if (target.folder / SESSION_FILE).is_file():
         session = Session.open(target.folder)
     else:
@@ -225,6 +230,8 @@ def import_for_layers() -> None:
 
 def restore_job(folder: Path, shape: tuple[int, int, int] | None) -> Session:
     """Reopen the session saved in ``folder``, checked against frames of ``shape``."""
+    from napari_cliprl.annotation.session import Session
+
     import_for_layers()
     session = Session.open(folder)
     if shape is not None:
@@ -234,6 +241,8 @@ def restore_job(folder: Path, shape: tuple[int, int, int] | None) -> Session:
 
 def probe_session(folder: Path | None) -> SavedSession | None:
     """What a saved session holds (None when ``folder`` holds none or cannot be read)."""
+    from napari_cliprl.annotation.session import Session
+
     if folder is None or not (folder / SESSION_FILE).is_file():
         return None
     try:

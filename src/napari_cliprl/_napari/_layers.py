@@ -9,7 +9,7 @@ from typing import Any
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from napari_cliprl.annotation.session import SESSION_FILE, find_session, session_dir_for
+from napari_cliprl.annotation.session_info import SESSION_FILE, find_session, session_dir_for
 from napari_cliprl.schemas import LabelSchema, get_schema
 
 SCHEMA_KEY = "cliprl_schema"  # layer.metadata key: schema name (the writer's format)

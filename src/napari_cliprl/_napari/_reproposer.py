@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
 
 from napari_cliprl.annotation.repropose import frames_to_repropose
 from napari_cliprl.annotation.run import FrameDone
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 from napari_cliprl.io.lazy import as_frames
 
 from ._guard import plural
 from ._jobs import repropose_session_job
 from ._layers import source_of_layer
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 Source = Callable[[], tuple[Any, Any]]  # () -> (ModelSpec, image layer or None)
 

@@ -9,16 +9,19 @@ controller runs one step per event-loop turn and the window never freezes for th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Labels
 from napari.utils.events import Event
 
-from napari_cliprl.annotation.session import CORRECTED, PROPAGATED, Session
+from napari_cliprl.annotation.session_info import CORRECTED, PROPAGATED
 from napari_cliprl.steps import ZERO_SHOT_LABEL, step_of
 
 from ._layers import copy_layer_kwargs, schema_layer_kwargs
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 SESSION_DIR_KEY = "cliprl_session_dir"  # layer.metadata key: the session a layer shows
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari.layers import Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
 
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 
 from ._guard import plural
 from ._jobs import evaluate_job, export_job
 from ._session_layers import is_session_layer_name
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 
 class SessionTasks(QObject):

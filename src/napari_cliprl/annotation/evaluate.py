@@ -5,13 +5,15 @@ truth)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.metrics import evaluate_frames
 from napari_cliprl.steps import proposal_labels
+
+if TYPE_CHECKING:
+    from napari_cliprl.annotation.session import Session
 
 METRIC_COLUMNS = ("challenge_iou", "iou", "mciou", "miou")
 

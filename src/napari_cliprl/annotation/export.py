@@ -10,17 +10,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cliprl.annotation.session import CORRECTED, Session
+from napari_cliprl.annotation.session_info import CORRECTED
 from napari_cliprl.errors import describe_error
 from napari_cliprl.io._png import write_png
 from napari_cliprl.io.errors import DataError
 from napari_cliprl.io.export import make_manifest, write_labels
 from napari_cliprl.io.lazy import frame_names_of
 from napari_cliprl.steps import step_label
+
+if TYPE_CHECKING:
+    from napari_cliprl.annotation.session import Session
 
 EXPORT_BATCH = 16  # frames written per io.export.write_labels call (bounds memory)
 CHANGED_DIR = "changed"  # masks of corrected pixels, read by training.dataset.changed_mask

@@ -26,11 +26,10 @@ import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash, spec_architecture
-from napari_cliprl.annotation.session import Session
 from napari_cliprl.errors import describe_error
 from napari_cliprl.training.cli_options import config_to_argv
 from napari_cliprl.training.config import (
@@ -39,6 +38,9 @@ from napari_cliprl.training.config import (
     SupervisedConfig,
 )
 from napari_cliprl.training.folders import LINEAGE_FILE
+
+if TYPE_CHECKING:  # the session (zarr) loads with the first run, not with the dock
+    from napari_cliprl.annotation.session import Session
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINING_DIR = "training"

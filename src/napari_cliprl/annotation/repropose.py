@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_cliprl.annotation.run import FrameDone, Progress, predict_sequence
 from napari_cliprl.annotation.store import LabelStore, PredictorLike
 from napari_cliprl.errors import describe_error
-from napari_cliprl.flow import FlowCache, FlowSource
+
+if TYPE_CHECKING:  # optical flow (cv2, zarr) loads with the first re-proposal
+    from napari_cliprl.flow import FlowCache, FlowSource
 
 
 def frames_to_repropose(index: int, reviewed: Sequence[int], num_frames: int) -> list[int]:
@@ -44,6 +46,8 @@ def frames_to_repropose(index: int, reviewed: Sequence[int], num_frames: int) ->
 
 def session_flows(session: Any, frames: Any) -> FlowCache:
     """The flow cache of a session's video, on disk in the session folder (``flow.zarr``)."""
+    from napari_cliprl.flow import FlowCache
+
     return FlowCache(frames, session.folder)
 
 

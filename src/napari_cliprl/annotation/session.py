@@ -38,6 +38,7 @@ import zarr
 from napari_cliprl.annotation import locking
 from napari_cliprl.annotation.session_info import (
     CORRECTED,
+    PROPAGATED,
     SESSION_FILE,
     SESSION_SUFFIX,
     SessionError,
@@ -68,6 +69,7 @@ from napari_cliprl.steps import ZERO_SHOT_LABEL, key_of, proposal_labels, step_l
 
 __all__ = [
     "CORRECTED",
+    "PROPAGATED",
     "SESSION_FILE",
     "SESSION_SUFFIX",
     "STORE_NAME",
@@ -81,7 +83,6 @@ __all__ = [
 ]
 
 ZERO_SHOT = ZERO_SHOT_LABEL
-PROPAGATED = "propagated"  # raw propagation of the reviewed frames (not in ``layer_names``)
 SAVE_INTERVAL = 1.0  # seconds between session.json writes while proposals stream in
 
 Progress = Callable[[int, int, str], None]

@@ -23,6 +23,7 @@ SESSION_VERSION = 1
 SESSION_FILE = "session.json"
 SESSION_SUFFIX = ".cliprl-session"
 CORRECTED = "corrected"  # the layer a person edits
+PROPAGATED = "propagated"  # raw propagation of the reviewed frames (not in ``layer_names``)
 
 
 class SessionError(ValueError):
