@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_cliprl.annotation.finetune_job import (
+    WIDGET_FIELDS,
     FinetuneOutcome,
     finetune_command,
     finetune_job,
@@ -52,14 +53,12 @@ def options_of(budget: Budget) -> Options:
     """The dock's FinetuneConfig: ``widget_preset`` with ``budget`` (the warm start never
     exceeds the RL budget)."""
     preset = widget_preset()
+    shown = (budget.epochs, budget.rl_iters, budget.device, list(budget.extra_data))
     return replace_fields(
         preset,
         {
-            "supervised.epochs": budget.epochs,
-            "rl.iterations": budget.rl_iters,
+            **dict(zip(WIDGET_FIELDS, shown, strict=True)),  # the fields the dock shows
             "rl.imitation_iters": min(budget.rl_iters, preset.rl.imitation_iters),
-            "device": budget.device,
-            "data": list(budget.extra_data),
         },
     )
 

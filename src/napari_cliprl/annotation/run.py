@@ -24,7 +24,6 @@ import numpy as np
 
 from napari_cliprl.annotation.store import LabelStore, PredictorLike
 from napari_cliprl.annotation.suggest import frame_uncertainty
-from napari_cliprl.errors import describe_error
 
 if TYPE_CHECKING:  # optical flow (cv2, zarr) loads when a run propagates, not with the GUI
     from napari_cliprl.flow import FlowSource
@@ -133,29 +132,3 @@ def _gaps_in_order(todo: list[int], keys: list[int]) -> list[list[int]]:
     for i in todo:
         gaps.setdefault(bisect.bisect_left(keys, i), []).append(i)
     return [sorted(frames) for frames in gaps.values()]
-
-
-def run_job(
-    cache: Any,
-    spec: Any,
-    frames: Any,
-    indices: Sequence[int],
-    store: LabelStore,
-    key: str = "",
-    propagate: bool = False,
-    flows: FlowSource | None = None,
-) -> Iterator[FrameDone]:
-    """A whole run for a worker thread: get the model of ``spec`` from ``cache`` (a
-    :class:`~napari_cliprl.annotation.models.PredictorCache`), then :func:`predict_sequence`.
-
-    Never raises: a failure ends the generator with :func:`describe_error`'s sentence as its
-    return value (None on success).
-    """
-    try:
-        predictor = cache.get(spec)
-        yield from predict_sequence(
-            predictor, frames, indices, store, key=key, propagate=propagate, flows=flows
-        )
-    except Exception as e:  # noqa: BLE001 - reported to the user as one sentence
-        return describe_error(e, spec.device)  # type: ignore[return-value]
-    return None
