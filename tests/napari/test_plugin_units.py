@@ -45,6 +45,20 @@ def test_clock_extrapolates_measured_units_and_knows_nothing_before_them():
     assert format_seconds(40.2) == "about 41 s" and format_seconds(600) == "about 10 min"
 
 
+def test_clock_weights_rl_updates_by_their_episode_length():
+    steps = [1, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # the curriculum lengthens episodes
+    clock = TrainingClock(epochs=1, rl_units=10, start=0.0, train_frames=4, rl_steps=steps)
+    assert sum(clock.rl_weights()) == pytest.approx(10)  # mean 1: the prior total is kept
+    clock.unit_done(1, now=1.0, frames=4, seconds=0.4)
+    for k, now in ((2, 2.0), (3, 2.1), (4, 2.2)):  # three T = 1 updates: 0.1 s each
+        clock.unit_done(k, now=now)
+    mean = sum(steps) / len(steps)
+    assert clock.rl_cost() == pytest.approx(0.1 * mean)  # an update of mean length
+    later = 0.1 * (1 + 2 + 2 + 2 + 3 + 3 + 3)  # the longer episodes still to come
+    assert clock.seconds_left(2.2) == pytest.approx(later + clock.rl_cost())
+    assert TrainingClock(epochs=1, rl_units=3, start=0.0, rl_steps=[1]).rl_weights() == [1.0] * 3
+
+
 def test_curves_put_epochs_then_rl_updates_on_the_x_axis():
     history = [
         {"phase": "supervised", "epoch": 1, "loss": 2.0, "metric": "miou",

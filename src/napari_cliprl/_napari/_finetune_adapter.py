@@ -63,14 +63,22 @@ def options_of(budget: Budget) -> Options:
     )
 
 
-def work_units(options: Options) -> dict[str, int]:
+def work_units(options: Options) -> dict[str, Any]:
     """The units progress is reported in: supervised ``epochs``, ``rl_units`` (RL updates,
-    warm start included) and the RL ``episodes`` of each update."""
+    warm start included), the RL ``episodes`` of each update and ``rl_steps``, the episode
+    length of each update (the curriculum lengthens them as training goes)."""
+    from napari_cliprl.training.curriculum import episode_length
+
     rl = options.rl
+    total = rl.iterations + rl.imitation_iters
+    enabled = options.curriculum.enabled
     return {
         "epochs": options.supervised.epochs,
-        "rl_units": rl.iterations + rl.imitation_iters,
+        "rl_units": total,
         "episodes": rl.num_envs,
+        "rl_steps": [
+            episode_length(it / max(1, total - 1), rl.max_steps, enabled) for it in range(total)
+        ],
     }
 
 

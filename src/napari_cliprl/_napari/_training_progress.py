@@ -26,8 +26,11 @@ class TrainingClock:
 
     An epoch costs a fixed part (validation and checkpoint: its wall time beyond the training
     seconds it reports) plus its frames times the training seconds per frame; both are timed,
-    so the estimate waits for a second epoch. An RL update costs the mean gap between
-    updates once three have ended, before that RL_FRAMES_PER_EPISODE frames per episode.
+    so the estimate waits for a second epoch. An RL update costs in proportion to its episode
+    length ``rl_steps[k]`` (the curriculum lengthens episodes: T = 1, 2, 3 cost about 1 : 2 : 3
+    or more), normalised to a mean of 1: once three updates have ended, the measured gaps
+    between updates per unit of that weight; before that RL_FRAMES_PER_EPISODE frames per
+    episode for an update of mean length.
     """
 
     epochs: int
@@ -35,6 +38,7 @@ class TrainingClock:
     start: float
     train_frames: int = 1
     episodes: int = 4
+    rl_steps: Sequence[int] | None = None  # episode length of each RL update (None: equal)
     _epochs: list[tuple[float, int, float]] = field(default_factory=list)
     _rl_ends: list[float] = field(default_factory=list)
 
@@ -60,10 +64,19 @@ class TrainingClock:
         extra = [max(b[0] - a[0] - b[2], 0.0) for a, b in zip(e, e[1:])]
         return sum(extra) / len(extra) if extra else None
 
+    def rl_weights(self) -> list[float]:
+        """Relative cost of each RL update (mean 1): its episode length."""
+        steps = list(self.rl_steps or [])[: self.rl_units]
+        if len(steps) != self.rl_units or not steps or min(steps) <= 0:
+            return [1.0] * self.rl_units
+        mean = sum(steps) / len(steps)
+        return [t / mean for t in steps]
+
     def rl_cost(self) -> float | None:
+        """Seconds of an RL update of mean weight (None before the first epoch has ended)."""
         ends = self._rl_ends
-        if len(ends) >= 3:
-            return (ends[-1] - ends[1]) / (len(ends) - 2)
+        if len(ends) >= 3:  # the first update holds the caching: time from the second on
+            return (ends[-1] - ends[1]) / sum(self.rl_weights()[2 : len(ends)])
         frame = self.frame_cost()
         return None if frame is None else RL_FRAMES_PER_EPISODE * self.episodes * frame
 
@@ -79,7 +92,7 @@ class TrainingClock:
         left = epochs_left * (fixed + (frame or 0.0) * upcoming)
         if self.rl_units and not self._rl_ends:
             left += (frame or 0.0) * self.train_frames  # caching the decoder outputs
-        left += (self.rl_units - len(self._rl_ends)) * rl
+        left += sum(self.rl_weights()[len(self._rl_ends) :]) * rl
         left += fixed or rl  # the final validation and checkpoint
         return max(left - self._since_last(now), 0.0)
 
