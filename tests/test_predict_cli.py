@@ -321,21 +321,27 @@ def test_predict_never_writes_into_its_own_input(tmp_path):
     assert tree(tmp_path) == before
 
 
+def test_reviewed_labels_are_anchors_never_overwritten(tmp_path):
+    """With propagation (the default) a frame OUT's manifest marks reviewed is an anchor: even
+    with --overwrite its label file and flag stay, and the others are predicted from it."""
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=12)
+    exp = _reviewed_export(tmp_path / "exp", seq.resolve())
+    kept = tree(exp / "labels")
+    assert cliprl("predict", seq, "--out", exp, "--overwrite", *TINY).returncode == 0
+    assert tree(exp / "labels") == kept
+    assert _flags(exp) == {0: True, 1: True, 2: True, 3: True}
+
+
 def test_overwriting_a_reviewed_label_clears_its_flag_first(tmp_path):
     seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=12)
     exp = _reviewed_export(tmp_path / "exp", seq.resolve())
     kept = tree(exp / "labels")
-    killed = cliprl(
-        "predict", seq, "--out", exp, "--overwrite", "--frames", "0:3", *TINY,
-        kill_at="labels/frame001.png",
-    )  # fmt: skip
+    args = ["predict", seq, "--out", exp, "--overwrite", "--no-propagate", "--frames", "0:3"]
+    killed = cliprl(*args, *TINY, kill_at="labels/frame001.png")
     assert killed.returncode == 137
     assert tree(exp / "labels")["frame000.png"] != kept["frame000.png"]  # replaced ...
     assert _flags(exp) == {0: False, 1: False, 2: True, 3: True}  # ... so no longer reviewed
-    assert (
-        cliprl("predict", seq, "--out", exp, "--overwrite", "--frames", "0:3", *TINY).returncode
-        == 0
-    )
+    assert cliprl(*args, *TINY).returncode == 0
     assert _flags(exp) == {0: False, 1: False, 2: False, 3: True}
     assert tree(exp / "labels")["frame003.png"] == kept["frame003.png"]
 

@@ -82,8 +82,15 @@ def spec_architecture(spec: ModelSpec) -> str:
 
 
 def load_predictor(spec: ModelSpec) -> Any:
-    """Build the model of ``spec`` and wrap it in a :class:`~napari_cliprl.predictor.Predictor`."""
-    from napari_cliprl.model.build import build_model
+    """Build the model of ``spec`` and wrap it in a :class:`~napari_cliprl.predictor.Predictor`.
+
+    A model never fine-tuned for video fusion gets the untrained fusion head
+    (:func:`~napari_cliprl.model.build.add_fusion`, no side actions): on its own a frame is
+    predicted exactly as before, and where reviewed frames' labels are carried to it by optical
+    flow it trusts them (the decoder decides only where no side has a label) and snaps them to
+    the frame's edges, which on the real clip is as good as a fine-tuned fusion head
+    (docs/benchmarks.md, the ablation of the annotation loop)."""
+    from napari_cliprl.model.build import add_fusion, build_model
     from napari_cliprl.predictor import Predictor
 
     device = resolve_device(spec.device)
@@ -95,6 +102,8 @@ def load_predictor(spec: ModelSpec) -> Any:
         model = build_model(
             spec.arch, clip_weights=clip_weights_of(spec), schema=spec.schema, device=device
         )
+    if not model.config.fusion:  # reviewed frames' propagated labels count with any model
+        add_fusion(model, side_actions=False)
     return Predictor(model, device=device)
 
 
