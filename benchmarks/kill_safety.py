@@ -6,13 +6,14 @@ over and over, and check what they leave on disk, as JSON.
 Each run is the console script, as a user starts it. What must hold after every kill:
 
 ``predict`` (an output folder seeded, as the widget's export leaves it, with two frames a
-person reviewed; cycles alternate a resumed run and an ``--overwrite`` run):
+person reviewed; cycles alternate a resumed run, which propagates from the reviewed frames and
+keeps them, and an ``--overwrite --no-propagate`` run, which replaces them):
 
 - every label file has its frame image (the image is written first);
 - a label file exists only once manifest.json does, and the manifest marks a frame reviewed
   only while its label is still the one the person reviewed;
 - the next complete run exits 0, leaves no temporary file, and the folder is exactly what an
-  uninterrupted run writes (labels, frames, reviewed flags).
+  uninterrupted run of the same kind writes (labels, frames, reviewed flags).
 
 ``finetune`` (an export whose unreviewed frames have label files that cannot be read: any
 attempt to train on one fails the run):
@@ -206,7 +207,12 @@ def kill_predict(work: Path, iterations: int, seed: int = 0, frames: int = 12) -
     )
     if code != 0:
         raise RuntimeError(f"reference run failed: {err.strip()}")
-    want = digests(reference)
+    anchored = work / "reference-anchored"  # what a resumed run must end as: seeded, then run
+    seed_folder(anchored, seq)
+    code, err, _, _ = run_complete(["predict", seq, "--out", anchored, *PREDICT])
+    if code != 0:
+        raise RuntimeError(f"reference run failed: {err.strip()}")
+    want = {False: digests(anchored), True: digests(reference)}  # by overwrite
     report: dict[str, Any] = {"runs": 0, "kills": 0, "finished_before_kill": 0, "violations": []}
     report["reference_seconds"] = round(total, 2)
     report["reference_seconds_to_manifest"] = round(first, 2)
@@ -215,7 +221,10 @@ def kill_predict(work: Path, iterations: int, seed: int = 0, frames: int = 12) -
         out = work / f"out{cycle}"
         reviewed = seed_folder(out, seq)
         overwrite = cycle % 2 == 1
-        args = ["predict", seq, "--out", out, *PREDICT, *(["--overwrite"] if overwrite else [])]
+        # resumed runs propagate from the reviewed frames (kept, as anchors); overwriting runs
+        # predict every frame on its own and replace the reviewed labels, clearing their flags
+        mode = ["--overwrite", "--no-propagate"] if overwrite else []
+        args = ["predict", seq, "--out", out, *PREDICT, *mode]
         for _ in range(rng.randint(1, 3)):
             # kill when a random number of this run's files (0 .. all) are on disk, then a
             # few milliseconds later: any point of the writing, whatever the machine's load
@@ -234,7 +243,9 @@ def kill_predict(work: Path, iterations: int, seed: int = 0, frames: int = 12) -
             ]
         code, err, _, _ = run_complete(args)
         report["runs"] += 1
-        report["violations"] += _final_export_violations(out, code, err, want, reviewed, overwrite)
+        report["violations"] += _final_export_violations(
+            out, code, err, want[overwrite], reviewed, overwrite
+        )
     return report
 
 
