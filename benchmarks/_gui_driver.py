@@ -10,11 +10,15 @@ Qt is imported lazily, inside the functions that need it.
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 TICK_MS = 50  # the main-thread heartbeat; a gap above this is a freeze
+STALLS_ENV = "CLIPRL_BENCH_STALLS"  # set to a file: every stall's stacks (see TickRecorder)
 POLL_MS = 20  # how often a wait checks whether the work has finished
 PLUGIN, DOCK = "napari-cliprl", "CLIP-RL annotator"
 
@@ -33,6 +37,26 @@ class TickRecorder:
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
         self._timer.start()
+        stalls = os.environ.get(STALLS_ENV)
+        if stalls:
+            threading.Thread(target=self._watch, args=(stalls,), daemon=True).start()
+
+    def _watch(self, path: str, stall_s: float = 0.3) -> None:
+        """Diagnosis (``CLIPRL_BENCH_STALLS=FILE``): when the main thread has not ticked for
+        ``stall_s``, append every thread's stack to FILE (faulthandler: it reads the frames
+        without running Python code in the threads), once per stall."""
+        with open(path, "a") as out:
+            dumped_for = None
+            while True:
+                time.sleep(0.05)
+                last = self.ticks[-1] if self.ticks else None
+                if last is None or last == dumped_for:
+                    continue
+                if time.perf_counter() - last > stall_s:
+                    out.write(f"\n=== main thread stalled {time.perf_counter() - last:.2f} s\n")
+                    out.flush()
+                    faulthandler.dump_traceback(out, all_threads=True)
+                    dumped_for = last
 
     def _gaps(self, start: float, stop: float) -> list[float]:
         """Gaps between ticks in [start, stop], counting start and stop as ticks (a blocking
