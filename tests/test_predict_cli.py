@@ -205,6 +205,11 @@ def test_the_console_script_propagates_the_corrections(tmp_path):
         np.testing.assert_array_equal(
             _read_ids(out / "steps" / "propagated" / "labels" / f"frame{k:03d}.png"), carried
         )
+    for k in (1, 3):  # a model never trained for fusion still follows the correction
+        carried = _read_ids(out / "steps" / "propagated" / "labels" / f"frame{k:03d}.png")
+        known = carried != 255
+        agree = _read_ids(out / "labels" / f"frame{k:03d}.png")[known] == carried[known]
+        assert known.mean() > 0.5 and agree.mean() > 0.9, (known.mean(), agree.mean())
 
 
 def test_corrections_must_name_frames_of_the_source(tmp_path, capsys):
