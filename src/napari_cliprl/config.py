@@ -104,7 +104,7 @@ class ModelConfig:
     fusion_side_actions: bool = True  # the agent's "take the forward / backward / image label"
     fusion_steps: int = 0  # T* for frames with a propagation context (chosen on validation)
     snap_radius: int = 8  # fused labels are snapped to image edges by a guided filter of this
-    # radius in frame pixels (0: off)
+    # radius in pixels of a 480-line frame, scaled with the frame's shorter side (0: off)
     snap_eps: float = 1e-3  # the guided filter's regularisation (grey levels in [0, 1])
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata (training, T* search)
 

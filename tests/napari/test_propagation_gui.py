@@ -198,4 +198,9 @@ def test_the_real_model_re_proposes_from_a_painted_frame(annotator, qtbot):
     np.testing.assert_array_equal(layer(viewer, LAST, 1), before[1])  # reviewed: untouched
     carried = layer(viewer, "propagated", 2)
     assert (carried == PAINTED).sum() > 0  # the painted blob, carried to the next frame
+    # the proposal a user sees on the next frame now shows the blob where it was carried
+    proposal = layer(viewer, LAST, 2)
+    blob = carried == PAINTED
+    assert (proposal[blob] == PAINTED).mean() > 0.9
+    assert (before[2][blob] == PAINTED).mean() < 0.5
     assert session_layer_names(viewer) == ["clip", *layer_order(session)]

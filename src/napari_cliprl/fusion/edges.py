@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 IGNORE = 255
+REFERENCE_LINES = 480  # the radius is given for frames of this shorter side (the tuning clips)
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -26,11 +27,14 @@ def snap_to_edges(
 ) -> np.ndarray:
     """H x W uint8 labels moved onto the edges of ``frame`` (H x W x 3 uint8 RGB).
 
-    ``radius``: the guided filter's window radius in pixels (0: labels unchanged);
-    ``eps``: its regularisation (grey levels in [0, 1]; larger = smoother, less snapping).
-    Ignore pixels (255) stay where they are.
+    ``radius``: the guided filter's window radius in pixels for a frame of 480 lines, scaled
+    with the frame's shorter side (:func:`scaled_radius`; 0: labels unchanged). A region
+    narrower than about the radius can be absorbed by its surroundings, so on a small frame the
+    window must shrink with it. ``eps``: its regularisation (grey levels in [0, 1]; larger =
+    smoother, less snapping). Ignore pixels (255) stay where they are.
     """
     labels = np.asarray(labels)
+    radius = scaled_radius(radius, labels.shape)
     if radius <= 0:
         return labels
     if frame.shape[:2] != labels.shape:
@@ -53,3 +57,11 @@ def snap_to_edges(
         out[better] = k
     out[labels == IGNORE] = IGNORE
     return out
+
+
+def scaled_radius(radius: int, shape: tuple[int, ...]) -> int:
+    """``radius`` (pixels at 480 lines) for a frame of ``shape`` (H x W ...): 8 stays 8 at
+    854 x 480, becomes 18 at 1920 x 1080 and 1 at 80 x 64; 0 stays 0."""
+    if radius <= 0:
+        return 0
+    return max(1, round(radius * min(shape[0], shape[1]) / REFERENCE_LINES))
