@@ -182,8 +182,7 @@ def _held_out(run: Any) -> bool:
 @torch.no_grad()
 def fusion_states(run: Any) -> dict[str, torch.Tensor] | None:
     """Phase B's fusion episodes: step 0 of every training sample (the trained head's L0 and
-    gains), its features, context, grid target and gap, and at the fusion resolution its side
-    labels / bonus weights and target (the agent's reward); None without samples."""
+    gains), its features, context, grid target and gap; None without samples."""
     prepare_fusion(run)
     data = run.fusion.train if run.fusion is not None else None
     head = run.model.fusion_head
@@ -198,9 +197,6 @@ def fusion_states(run: Any) -> dict[str, torch.Tensor] | None:
         "context": data.context,
         "target": data.grid_target,
         "gap": data.gap,
-        "side_labels": data.side_labels,
-        "side_weight": data.side_weight,
-        "pixel_target": data.target,
     }
 
 

@@ -35,7 +35,7 @@ from napari_cliprl.model.policy import (
 from napari_cliprl.training.config import CurriculumConfig, RLConfig
 from napari_cliprl.training.curriculum import available_frames, episode_length
 from napari_cliprl.training.distributed import DistContext, unwrap
-from napari_cliprl.training.losses import IGNORE_INDEX
+from napari_cliprl.training.losses import IGNORE_INDEX, brier_gain_reward
 from napari_cliprl.training.returns import (
     generalized_advantages,
     normalize_advantages,
@@ -47,7 +47,6 @@ from napari_cliprl.training.rl_oracle import (
     best_actions,
     fused_action_gains,
     oracle_actions,
-    step_reward,
 )
 
 __all__ = [
@@ -126,13 +125,11 @@ def rollout(
     *,
     gains0: torch.Tensor | None = None,
     context: torch.Tensor | None = None,
-    pixels: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Play T steps (actions sampled from the policy, or the oracle's with prob ``oracle_beta``).
 
     L0 B x K x h x w, features B x C x h x w, target B x h x w (gains0 B x 2 x h x w and
-    context B x C' x h x w with video fusion: rewards are then ``rl_oracle.fused_reward``, on
-    the full-resolution fused map of the states with ``pixels``, else on the fused grid logits).
+    context B x C' x h x w with video fusion: rewards are then on the fused grid logits).
     Returns buffers allocated up front: actions, logprobs, rewards, values, oracle
     (T x B x h x w) and gains (T x B x A x h x w: the scaled reward every action would have had).
     """
@@ -152,9 +149,7 @@ def rollout(
             if A > g.shape[0]:  # side actions without a context: no-ops, no reward
                 g = torch.cat([g, g.new_zeros(A - g.shape[0], *g.shape[1:])])
         else:
-            g = fused_action_gains(
-                agent, state["raw"], state["gains"], areas, target, weight, pixels
-            )
+            g = fused_action_gains(agent, state["raw"], state["gains"], areas, target, weight)
         gains[t] = config.reward_scale * g.transpose(0, 1)
         oracle[t] = best_actions(g, config.oracle_margin)
         chosen = select_actions(action_logits.cpu(), greedy=False, generator=gen).to(L0.device)
@@ -170,8 +165,9 @@ def rollout(
         actions[t] = step.actions
         buf["logprobs"][t], _ = action_log_probs(step.action_logits, step.actions)
         buf["values"][t] = step.value[:, 0]
-        r = step_reward(step, areas, target, weight, pixels)
-        buf["rewards"][t] = config.reward_scale * r
+        buf["rewards"][t] = config.reward_scale * brier_gain_reward(
+            step.logits.softmax(1), step.next_logits.softmax(1), target, weight
+        )
     return buf
 
 
@@ -331,13 +327,10 @@ def _minibatch_step(
 
 
 def _batch(data: RLData, idx: torch.Tensor, device: torch.device) -> tuple:
-    """(L0, features, target, {gains0, context, pixels}) of the cached states ``idx``."""
+    """(L0, features, target, {gains0, context}) of the cached states ``idx`` on ``device``."""
     starts = {
         "gains0": None if data.gains is None else data.gains[idx].to(device),
         "context": None if data.context is None else data.context[idx].to(device),
-        "pixels": None
-        if data.pixels is None
-        else {k: v[idx].to(device) for k, v in data.pixels.items()},
     }
     return (
         data.L0[idx].to(device),
@@ -377,10 +370,7 @@ def train_rl(
         agent.eval()
         beta = config.imitation_beta if imitation else 0.0
         weight = data.weight.to(ctx.device)
-        pixels = starts.pop("pixels")
-        buf = rollout(
-            agent, L0, feats, target, weight, T, config, gen, beta, pixels=pixels, **starts
-        )
+        buf = rollout(agent, L0, feats, target, weight, T, config, gen, beta, **starts)
         agent.train()
         stats = update(replay, optimizer, L0, feats, target, buf, config, imitation, **starts)
         stats.update(

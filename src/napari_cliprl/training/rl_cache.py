@@ -27,10 +27,7 @@ class RLData:
     (N x C' x h x w) hold step 0's side gains and the propagation context of each state (zeros
     for a frame without one); ``order`` then lists the per-frame states only, ``fusion_order``
     the fusion states from short gaps to long, and ``fusion_share`` of every batch of episodes
-    comes from them. ``pixels`` (side_labels, side_weight N x 2 x H' x W', target
-    N x H' x W': the fusion resolution of ``training.fusion_data``) lets the fused states be
-    rewarded on the full-resolution fused map (``rl_oracle.fused_reward``); a per-frame
-    state's are none (255) and 0.
+    comes from them.
     """
 
     L0: torch.Tensor
@@ -42,7 +39,6 @@ class RLData:
     context: torch.Tensor | None = None
     fusion_order: np.ndarray | None = None
     fusion_share: float = 0.0
-    pixels: dict[str, torch.Tensor] | None = None
 
 
 def with_fusion_states(data: RLData, fused: dict[str, torch.Tensor], share: float) -> RLData:
@@ -53,12 +49,6 @@ def with_fusion_states(data: RLData, fused: dict[str, torch.Tensor], share: floa
                          fused["context"]])  # fmt: skip
     gains = torch.cat([fused["gains"].new_zeros(n, 2, h, w), fused["gains"]])
     order = n + np.argsort(fused["gap"].numpy(), kind="stable")
-    pixels = None
-    if "side_labels" in fused:
-        pad = {"side_labels": IGNORE_INDEX, "side_weight": 0, "pixel_target": IGNORE_INDEX}
-        parts = {k: torch.cat([fused[k].new_full((n, *fused[k].shape[1:]), v), fused[k]])
-                 for k, v in pad.items()}  # fmt: skip
-        pixels = {"target": parts.pop("pixel_target"), **parts}
     return RLData(
         torch.cat([data.L0, fused["L0"].to(data.L0.dtype)]),
         torch.cat([data.features, fused["features"].to(data.features.dtype)]),
@@ -69,7 +59,6 @@ def with_fusion_states(data: RLData, fused: dict[str, torch.Tensor], share: floa
         context=context,
         fusion_order=order,
         fusion_share=float(share),
-        pixels=pixels,
     )
 
 
