@@ -28,6 +28,7 @@ from napari_cliprl.training.fusion_phase import (
     choose_fused_steps,
     fused_validation,
     fusion_states,
+    has_held_out,
     train_fusion_head,
 )
 from napari_cliprl.training.rl import AgentReplay, train_rl
@@ -303,8 +304,10 @@ def _fused_tstar(run: Run) -> dict[str, Any] | None:
     if run.ctx.is_main and run.fusion is not None:
         per_step = fused_validation(run, run.config.rl.max_steps)
         if per_step is not None:
-            tstar = choose_fused_steps(per_step, run.config.tstar_metric, run.config.tstar_tol)
-            result = {"tstar": tstar, "per_step": per_step}
+            held_out = has_held_out(run)
+            metric, tol = run.config.tstar_metric, run.config.tstar_tol
+            tstar = choose_fused_steps(per_step, metric, tol, held_out)
+            result = {"tstar": tstar, "per_step": per_step, "held_out": held_out}
     result = broadcast_object(result, run.ctx)
     if result is not None:
         run.model.config.fusion_steps = result["tstar"]
