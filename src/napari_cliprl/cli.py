@@ -87,5 +87,18 @@ def _first_line(exc: BaseException) -> str:
     return first_line(exc)
 
 
+def _exit_ranked(status: int) -> None:
+    """Leave a torchrun worker without finalising the interpreter: Gloo's worker threads can
+    abort the finalisation (SIGABRT, "terminate called without an active exception") after
+    the work is done and saved, turning a finished run into a failed one. By now the process
+    group is destroyed and every file this run wrote is closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":  # torchrun -m napari_cliprl.cli ...
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        _exit_ranked(code)
+    sys.exit(code)
