@@ -204,3 +204,28 @@ def test_the_real_model_re_proposes_from_a_painted_frame(annotator, qtbot):
     assert (proposal[blob] == PAINTED).mean() > 0.9
     assert (before[2][blob] == PAINTED).mean() < 0.5
     assert session_layer_names(viewer) == ["clip", *layer_order(session)]
+
+
+def test_closing_the_dock_during_a_re_proposal_starts_nothing_more(
+    make_napari_viewer, qtbot, small_clip, tmp_path
+):
+    """The re-proposal outlives the dock: when it ends, the frame that waited is dropped
+    instead of asking the deleted check box whether to go on (an error in Qt's event loop,
+    which fails the test)."""
+    predictor = CarryingPredictor(seconds=0.5)
+    viewer, widget = dock_with(make_napari_viewer, qtbot, small_clip, tmp_path, predictor)
+    reproposer = widget.controller.reproposer
+    paint(viewer, 0, PAINTED)  # re-proposes 1, 2, 3
+    paint(viewer, 3, PAINTED)  # waits for it
+    assert reproposer.active and reproposer.queued == [3]
+    gone = []
+    widget.destroyed.connect(lambda *_: gone.append(True))
+    viewer.window.remove_dock_widget("all")
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: bool(gone), timeout=TIMEOUT_MS)
+    assert reproposer.active  # deleted while it still ran
+    n = len(predictor.calls)
+    qtbot.waitUntil(lambda: not reproposer.active, timeout=TIMEOUT_MS)
+    qtbot.wait(1000)  # time for the waiting frame's re-proposal, were it started
+    assert reproposer.queued == [] and not reproposer.active
+    assert len(predictor.calls) - n <= 3  # the one running finished; nothing new began

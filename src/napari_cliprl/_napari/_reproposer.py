@@ -62,6 +62,12 @@ class Reproposer(QObject):
         the model spec and image layer a re-proposal uses (the Model and Data sections)."""
         self._enabled, self._source = enabled, source
 
+    def detach(self) -> None:
+        """The dock is gone (its box and pickers deleted): drop what waits and start nothing
+        more; a re-proposal in progress ends on its own."""
+        self._enabled, self._source = (lambda: False), None
+        self._queue.clear()
+
     @property
     def active(self) -> bool:
         return self._worker is not None
@@ -73,7 +79,7 @@ class Reproposer(QObject):
     def request(self, session: Session, frames: list[int]) -> None:
         """Re-propose around each of ``frames`` (reviewed frames of ``session``), now or
         after the re-proposal in progress; nothing when the box is off."""
-        if self._source is None or not self._is_enabled():
+        if self._source is None or not self._enabled():
             return
         if session is not self._session:
             self.stop()
@@ -96,7 +102,7 @@ class Reproposer(QObject):
 
     def _next(self) -> None:
         session = self._session
-        if not self._is_enabled():  # the box was unticked: what waited is dropped
+        if not self._enabled():  # the box was unticked: what waited is dropped
             self._queue.clear()
         while self._queue and session is not None:
             index = self._queue.pop(0)
@@ -107,14 +113,6 @@ class Reproposer(QObject):
                     self._queue.clear()
                     self.failed.emit(describe_error(e), "run")
                 return
-
-    def _is_enabled(self) -> bool:
-        """The box's state; False once the dock is gone (its Qt objects deleted while a
-        re-proposal still ran): nothing more is started for a closed dock."""
-        try:
-            return bool(self._enabled())
-        except RuntimeError:
-            return False
 
     def _start(self, session: Session, index: int) -> None:
         assert self._source is not None

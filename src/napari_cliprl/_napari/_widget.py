@@ -127,6 +127,7 @@ class AnnotatorWidget(QWidget):
         c.failed.connect(self.report)
         c.reproposer.status.connect(s.run.set_status)
         c.reproposer.configure(s.run.propagate, lambda: (s.model.spec(), s.data.image_layer()))
+        self.destroyed.connect(lambda *_: c.reproposer.detach())  # it may outlive the dock
         t = c.tasks
         t.export_busy.connect(s.export.set_busy)
         t.export_exists.connect(self._on_export_exists)
