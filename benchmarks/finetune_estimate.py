@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         "dirty": runs[0].get("dirty") if runs else None,
         "limit": LIMIT,
         "loadavg": {"start": start_load, "end": gb.loadavg()},
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "skipped": skipped,
         "summary": [summary(r) for r in runs],
         "runs": runs,

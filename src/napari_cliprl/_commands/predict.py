@@ -192,7 +192,7 @@ def _predict(
     from napari_cliprl.annotation.run import predict_sequence
 
     model = predictor.model
-    fused = bool(anchors) and args.propagate and model.config.fusion
+    fused = bool(anchors) and args.propagate  # every loaded model fuses (load_predictor)
     default = model.config.fusion_steps if fused else model.config.steps
     store = OutputFolder(
         out,

@@ -108,10 +108,7 @@ def _frames_with_context(
     flows: FlowSource | None,
 ) -> Iterable[tuple[int, FrameContext | None]]:
     """(frame, its context) for every frame of ``todo``; contexts only with anchors."""
-    if not anchors or not todo:
-        yield from ((i, None) for i in todo)
-        return
-    if len(frames) < 2:
+    if not anchors or not todo or len(frames) < 2:
         yield from ((i, None) for i in todo)
         return
     from napari_cliprl.flow import FlowCache, iter_propagate
