@@ -191,7 +191,7 @@ class OutputFolder:
         :meth:`start`; a kill in between leaves them listed unreviewed, never the reverse)."""
         for i, labels in sorted(self._anchors.items()):
             path = self.out / "labels" / f"{self.names[i]}.png"
-            write_png(path, encode_labels(labels, self.schema, str(path)), True)
+            self._write_labels(path, labels)
             self._written.add(i)
         if self._anchors:
             self.write_manifest()
@@ -262,7 +262,7 @@ class OutputFolder:
         paths = self.outputs(index)
         if self.save_steps and propagated is not None:
             path = self.out / "steps" / "propagated" / "labels" / f"{self.names[index]}.png"
-            write_png(path, encode_labels(np.asarray(propagated), self.schema, str(path)), True)
+            self._write_labels(path, propagated)
         maps: list[Any] = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
         if self.save_frames:
             if frame is None:
@@ -277,11 +277,14 @@ class OutputFolder:
             if labels is None:
                 write_png(path, np.asarray(frame), overwrite=True)
             else:
-                data = encode_labels(np.asarray(labels), self.schema, str(path))
-                write_png(path, data, overwrite=True)
+                self._write_labels(path, labels)
         self._written.add(int(index))
         if len(self._written) % MANIFEST_EVERY == 0:
             self.write_manifest()
+
+    def _write_labels(self, path: Path, labels: Any) -> None:
+        """One H x W label map in the schema's encoding, written atomically over ``path``."""
+        write_png(path, encode_labels(np.asarray(labels), self.schema, str(path)), overwrite=True)
 
     def write_manifest(self) -> None:
         """manifest.json listing every frame with a label file (reviewed flags are kept)."""
