@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from napari_cliprl.annotation.export import export_session
 from napari_cliprl.annotation.models import ModelSpec, checkpoint_hash, spec_architecture
 from napari_cliprl.errors import describe_error
+from napari_cliprl.files import read_json, write_bytes_atomic
 from napari_cliprl.training.cli_options import config_to_argv
 from napari_cliprl.training.config import (
     FinetuneConfig,
@@ -143,19 +144,17 @@ def write_lineage(
         "tstar": int(tstar),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = Path(checkpoint) / LINEAGE_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(lineage, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    data = (json.dumps(lineage, indent=1) + "\n").encode()
+    return write_bytes_atomic(Path(checkpoint) / LINEAGE_FILE, data, overwrite=True)
 
 
 def read_lineage(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
     """The lineage of a checkpoint written by :func:`write_lineage`, or None."""
     try:
-        return json.loads((Path(checkpoint) / LINEAGE_FILE).read_text())
-    except (OSError, ValueError):
+        lineage = read_json(Path(checkpoint) / LINEAGE_FILE, "lineage file")
+    except (OSError, ValueError):  # absent, damaged, or over MAX_JSON_BYTES
         return None
+    return lineage if isinstance(lineage, dict) else None
 
 
 # -- time estimate ------------------------------------------------------------------------

@@ -8,7 +8,6 @@ its options; both load it with :func:`load_predictor`. Nothing here imports Qt.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_cliprl.devices import resolve_device
+from napari_cliprl.files import read_json
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "demo_checkpoint"
 FALLBACK_ARCH = "tiny-test"
@@ -74,7 +74,7 @@ def spec_architecture(spec: ModelSpec) -> str:
     """The architecture a spec runs: the checkpoint's, else ``spec.arch``."""
     if spec.checkpoint:
         try:
-            config = json.loads((Path(spec.checkpoint) / "config.json").read_text())
+            config = read_json(Path(spec.checkpoint) / "config.json", "model config")
             return str(config.get("architecture") or spec.arch)
         except (OSError, ValueError, AttributeError):
             return spec.arch
