@@ -352,7 +352,7 @@ def _f_resume(root: Path, ckpt: Path) -> Case:
     case = _finetune(root, _export(root), "--resume")
     _checkpoint_text(root, ckpt, '{"format": "napari-cliprl/checkpoint", "ar')
     (root / "ckpt").rename(case.out)
-    case.names, case.out_exists = [case.out], True  # refused as "not a checkpoint"
+    case.names, case.out_exists = [case.out / "config.json"], True
     return case
 
 

@@ -126,8 +126,29 @@ def check_out_contents(config: Any) -> None:
     _check_existing(out, config)
 
 
+def damaged_config(folder: str | os.PathLike) -> str | None:
+    """The one-line problem of a checkpoint-looking folder's ``config.json`` (weights present,
+    config unreadable: e.g. truncated by a full disk), naming the file; else None."""
+    from napari_cliprl.files import read_json
+
+    folder = Path(folder)
+    if not (folder / "weights.safetensors").is_file() or not (folder / "config.json").exists():
+        return None
+    try:
+        read_json(folder / "config.json", "checkpoint config")
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _check_existing(out: Path, config: Any) -> None:
     foreign = foreign_entries(out)
+    damaged = damaged_config(out)
+    if damaged is not None:
+        raise OutputFolderError(
+            f"{damaged}; {out} is never written to while its checkpoint config is damaged: "
+            "choose another --out"
+        )
     if not is_napari_checkpoint(out):
         held = f" (it holds {_names(foreign)})" if foreign else ""
         raise OutputFolderError(
