@@ -212,6 +212,58 @@ def test_the_console_script_propagates_the_corrections(tmp_path):
         assert known.mean() > 0.5 and agree.mean() > 0.9, (known.mean(), agree.mean())
 
 
+def test_a_resumed_run_writes_only_the_missing_propagated_labels(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=5, seed=6)
+    _corrections(tmp_path / "corr", seq, ["frame002"])
+    out = tmp_path / "out"
+    args = ["predict", seq, "--out", out, *TINY, "--steps", "1", "--save-steps"]
+    assert cliprl(*args, "--corrections", tmp_path / "corr").returncode == 0
+    carried = out / "steps" / "propagated" / "labels"
+    assert _label_files(out, "steps/propagated/labels") == [
+        f"frame{k:03d}.png" for k in (0, 1, 3, 4)
+    ]
+    lost, anchor = carried / "frame004.png", out / "labels" / "frame002.png"  # rewritten
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png") if p not in (lost, anchor)}
+    lost.unlink()  # frame 4 is unfinished now; the others are done
+    assert cliprl(*args, "--corrections", tmp_path / "corr").returncode == 0
+    assert lost.is_file()
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing else rewritten
+
+
+def test_frames_out_marks_reviewed_are_anchors_at_the_fused_steps(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import napari_cliprl.model.build as build
+
+    add_fusion = build.add_fusion
+
+    def fusion_with_two_steps(model, side_actions=True):
+        add_fusion(model, side_actions)
+        model.config = replace(model.config, steps=1, fusion_steps=2)
+
+    monkeypatch.setattr(build, "add_fusion", fusion_with_two_steps)
+    calls = []
+    original = Predictor.predict
+
+    def spy(self, frame, steps=None, *a, context=None, **kw):
+        calls.append((steps, context is not None))
+        return original(self, frame, steps, *a, context=context, **kw)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=9)
+    out = tmp_path / "out"
+    assert main(["predict", str(seq), "--out", str(out), *TINY]) == 0
+    assert calls == [(1, False)] * 4  # no reviewed frame: each frame alone, at T* = 1
+    manifest = read_manifest(out)  # a person reviewed frame 1 there and dropped frame 3
+    for f in manifest["frames"]:
+        f["reviewed"] = f["name"] == "frame001"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "labels" / "frame003.png").unlink()
+    calls.clear()
+    assert main(["predict", str(seq), "--out", str(out), *TINY]) == 0
+    assert calls == [(2, True)]  # frame 3 seen from frame 1, at T* with a context
+
+
 def test_corrections_must_name_frames_of_the_source(tmp_path, capsys):
     seq = write_sample_sequence(tmp_path / "seq", n_frames=3, seed=7)
     other = write_sample_sequence(tmp_path / "other", n_frames=5, seed=7)

@@ -192,22 +192,23 @@ def _predict(
     from napari_cliprl.annotation.run import predict_sequence
 
     model = predictor.model
-    fused = bool(anchors) and args.propagate  # every loaded model fuses (load_predictor)
-    default = model.config.fusion_steps if fused else model.config.steps
     store = OutputFolder(
         out,
         model.schema,
         source.frame_names,
-        steps=default if args.steps is None else args.steps,
+        steps=model.config.steps if args.steps is None else args.steps,
         source=os.fspath(Path(source.path).resolve()),
         checkpoint_hash=checkpoint_hash(ckpt),
         save_steps=args.save_steps,
         save_frames=args.save_frames,
         overwrite=args.overwrite,
         anchors=anchors,
+        propagate=args.propagate,
     )
     store.start()  # locks OUT, checks it again, writes the manifest before any label
     try:
+        if args.steps is None and store.propagates:  # --corrections or OUT's reviewed frames
+            store.steps = model.config.fusion_steps  # every loaded model fuses (load_predictor)
         store.write_anchors()
         todo = [i for i in indices if store.needs_prediction(i) and i not in anchors]
         done = len(indices) - len(todo)

@@ -8,7 +8,8 @@ Layout (see :mod:`napari_cliprl.io.export`)::
     OUT/left_frames/<name>.png        the frame (``save_frames``), before its labels
     OUT/steps/zero_shot/labels/...    every proposal (``save_steps``)
     OUT/steps/step_<t>/labels/...
-    OUT/steps/propagated/labels/...   with propagation: the labels carried from the anchors
+    OUT/steps/propagated/labels/...   with propagation and reviewed frames: the labels
+                                      carried from them (``save_steps``)
     OUT/labels/<name>.png             the last step, written last: it marks the frame done
     OUT/.cliprl.lock                  held while a run writes the folder
 
@@ -57,6 +58,8 @@ from napari_cliprl.limits import LimitError
 from napari_cliprl.schemas import LabelSchema
 from napari_cliprl.steps import proposal_keys
 
+PROPAGATED = "propagated"  # OUT/steps/<this>/labels: the labels carried from reviewed frames
+FRAME = object()  # stands for the frame's pixels among the maps a frame writes
 MANIFEST_EVERY = 50  # frames between manifest updates (the last one is written at the end)
 SUBFOLDERS = ("labels", "left_frames", "steps")
 # Temporary files of an atomic write: ours (files.TMP_PREFIX) and io's ".<name>.<8 chars>.tmp".
@@ -132,6 +135,7 @@ class OutputFolder:
         save_frames: bool = False,
         overwrite: bool = False,
         anchors: Mapping[int, np.ndarray] | None = None,
+        propagate: bool = False,
     ) -> None:
         self.out = Path(out)
         self.schema = schema
@@ -142,6 +146,7 @@ class OutputFolder:
         self.save_steps = save_steps
         self.save_frames = save_frames
         self.overwrite = overwrite
+        self.propagate = bool(propagate)
         self._listed: set[int] = set()
         self._others: list[dict[str, Any]] = []  # manifest entries of names not ours
         self._reviewed: set[int] = set()
@@ -152,18 +157,38 @@ class OutputFolder:
 
     @property
     def steps(self) -> int:
+        """T: the proposals step 0 .. step T each frame gets. Settable until the first
+        prediction is written (``cliprl predict`` takes T* with a context once :meth:`start`
+        has read which frames OUT's manifest marks reviewed)."""
         return self._steps
 
+    @steps.setter
+    def steps(self, value: int) -> None:
+        if self._written - set(self._anchors):
+            raise RuntimeError("the number of steps is fixed once a prediction is written")
+        self._steps = int(value)
+
+    @property
+    def propagates(self) -> bool:
+        """Whether predicted frames get labels carried from reviewed frames (a context)."""
+        return self.propagate and bool(self._reviewed) and len(self.names) >= 2
+
     def outputs(self, index: int) -> list[Path]:
-        """Files frame ``index`` produces, in writing order (the main label file last)."""
+        """Files frame ``index`` produces, in writing order (the main label file last); with
+        ``save_steps``, its proposals, and the propagated labels when the run propagates."""
         name = self.names[index]
         files = []
         if self.save_frames:
             files.append(self.out / "left_frames" / f"{name}.png")
         if self.save_steps:
-            keys = proposal_keys(self._steps)
+            keys = list(proposal_keys(self._steps))
+            if self._writes_propagated(index):
+                keys.append(PROPAGATED)
             files += [self.out / "steps" / k / "labels" / f"{name}.png" for k in keys]
         return [*files, self.out / "labels" / f"{name}.png"]
+
+    def _writes_propagated(self, index: int) -> bool:
+        return self.save_steps and self.propagates and not self.is_reviewed(index)
 
     def needs_prediction(self, index: int) -> bool:
         return self.overwrite or not all(p.is_file() for p in self.outputs(index))
@@ -257,24 +282,29 @@ class OutputFolder:
         frame: np.ndarray | None = None,
         propagated: np.ndarray | None = None,
     ) -> None:
-        """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, label); without
-        ``overwrite`` only those missing. Replacing a reviewed label clears its flag first."""
-        paths = self.outputs(index)
-        if self.save_steps and propagated is not None:
-            path = self.out / "steps" / "propagated" / "labels" / f"{self.names[index]}.png"
-            self._write_labels(path, propagated)
-        maps: list[Any] = ([zero_shot, *steps] if self.save_steps else []) + [steps[-1]]
+        """Write frame ``index``'s files in :meth:`outputs` order (frame, steps, propagated,
+        label); without ``overwrite`` only those missing. Replacing a reviewed label clears its
+        flag first."""
+        paths, propagates = self.outputs(index), self._writes_propagated(index)
+        maps: list[Any] = [zero_shot, *steps] if self.save_steps else []
+        if propagates:
+            maps.append(propagated)  # None only for a frame without a context: not written
+        maps.append(steps[-1])
         if self.save_frames:
             if frame is None:
                 raise ValueError("save_frames needs the frame's pixels")
-            maps = [None, *maps]
-        todo = [(p, m) for p, m in zip(paths, maps) if self.overwrite or not p.is_file()]
+            maps = [FRAME, *maps]
+        todo = [
+            (p, m)
+            for p, m in zip(paths, maps)
+            if m is not None and (self.overwrite or not p.is_file())
+        ]
         label = paths[-1]
         if any(p == label for p, _ in todo) and int(index) in self._reviewed:
             self._reviewed.discard(int(index))
             self.write_manifest()  # on disk before the reviewed label is replaced
         for path, labels in todo:
-            if labels is None:
+            if labels is FRAME:
                 write_png(path, np.asarray(frame), overwrite=True)
             else:
                 self._write_labels(path, labels)
