@@ -185,6 +185,25 @@ def test_reviews_queue_and_a_run_waits_never_two_writers(
     assert (layer(viewer, "corrected", 0) == PAINTED + 1).any()
 
 
+def test_cancel_stops_a_re_proposal_and_what_waits(
+    make_napari_viewer, qtbot, small_clip, tmp_path
+):
+    predictor = CarryingPredictor(seconds=0.5)
+    viewer, widget = dock_with(make_napari_viewer, qtbot, small_clip, tmp_path, predictor)
+    reproposer, run = widget.controller.reproposer, widget.sections.run
+    assert not run.cancel_button.isEnabled()
+    n = len(predictor.calls)
+    paint(viewer, 0, PAINTED)  # re-proposes 1, 2, 3
+    paint(viewer, 3, PAINTED)  # waits for it
+    qtbot.waitUntil(lambda: len(predictor.calls) > n, timeout=TIMEOUT_MS)
+    assert run.cancel_button.isEnabled() and run.run_button.isEnabled()
+    click(qtbot, run.cancel_button)
+    wait_idle(qtbot, widget)
+    assert run.status().startswith("Re-proposal from frame 0 stopped after"), run.status()
+    assert len(predictor.calls) - n < 3 and reproposer.queued == []  # frame 3's never ran
+    assert not run.cancel_button.isEnabled() and run.run_button.isEnabled()
+
+
 def test_the_real_model_re_proposes_from_a_painted_frame(annotator, qtbot):
     viewer, widget = annotator  # the tiny-test model, through the PredictorCache
     session = widget.controller.session

@@ -174,11 +174,14 @@ class AnnotatorController(QObject):
         self.reproposer.stop(then=worker.start)
 
     def cancel(self) -> None:
-        """Stop the current run after the frame being predicted."""
+        """Stop the current run after the frame being predicted; without a run, the
+        re-proposal after a review (and the reviews waiting for one)."""
         worker = self._run_worker
         if worker is not None:
             worker.quit()
             self.run_progress.emit(self._run_done, 0, "Cancelling…")
+        elif self.reproposer.active:
+            self.reproposer.stop()
 
     def rerun_unreviewed(self, spec: ModelSpec, image: Image | None, propagate: bool) -> None:
         """Predict every frame nobody reviewed yet (reviewed frames keep their labels)."""

@@ -9,8 +9,9 @@ proposals: its labels carried to them by optical flow and fused by the model
 never beside a Run: frames reviewed while one runs wait in a queue (each frame once, in the
 order they were reviewed) and run after it, so every correction is carried with the labels it
 has when its turn comes; a frame un-reviewed before its turn, or any waiting frame once the
-box is unticked, is dropped. :meth:`stop` (a Run, a restore, another session) empties the
-queue, cancels the re-proposal after its current frame and calls back once nothing writes.
+box is unticked, is dropped. :meth:`stop` (the dock's Cancel, a Run, a restore, another
+session) empties the queue, cancels the re-proposal after its current frame and calls back
+once nothing writes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ Source = Callable[[], tuple[Any, Any]]  # () -> (ModelSpec, image layer or None)
 class Reproposer(QObject):
     """Re-proposals after reviews, one worker at a time (see the module doc)."""
 
+    started = Signal()  # a re-proposal began (the dock's Cancel can stop it)
     frame_done = Signal(int)  # a frame got new proposals (its index)
     finished = Signal()  # a re-proposal ended (done, stopped or failed)
     status = Signal(str)  # what it is doing / did, one sentence
@@ -133,6 +135,7 @@ class Reproposer(QObject):
         self._worker, self._done, self._error = worker, 0, None
         self.status.emit(f"Re-proposing {plural(count, 'frame')} from frame {index}'s correction…")
         worker.start()
+        self.started.emit()
 
     def _on_frame(self, item: FrameDone) -> None:
         self._done = item.done

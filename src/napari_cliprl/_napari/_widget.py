@@ -126,6 +126,8 @@ class AnnotatorWidget(QWidget):
         c.paint_label_changed.connect(s.review.show_class)
         c.failed.connect(self.report)
         c.reproposer.status.connect(s.run.set_status)
+        c.reproposer.started.connect(self._on_reproposal_changed)
+        c.reproposer.finished.connect(self._on_reproposal_changed)
         c.reproposer.configure(s.run.propagate, lambda: (s.model.spec(), s.data.image_layer()))
         self.destroyed.connect(lambda *_: c.reproposer.detach())  # it may outlive the dock
         t = c.tasks
@@ -271,6 +273,11 @@ class AnnotatorWidget(QWidget):
     def _on_run_started(self, frames: int) -> None:
         self.sections.run.set_running(True)
         self.sections.finetune.set_rerun_enabled(False)
+
+    def _on_reproposal_changed(self) -> None:
+        """Cancel stops a re-proposal too; Run stays available (it waits for one)."""
+        c = self.controller
+        self.sections.run.set_cancellable(c.is_running or c.reproposer.active)
 
     def _on_run_finished(self, status: str) -> None:
         self.sections.run.set_running(False)

@@ -28,7 +28,9 @@ class RunSection(ProgressMixin, QGroupBox):
         self._run_button = QPushButton("Run")
         self._run_button.setToolTip("Predict the chosen frames; results appear frame by frame")
         self._cancel_button = QPushButton("Cancel")
-        self._cancel_button.setToolTip("Stop after the frame being predicted")
+        self._cancel_button.setToolTip(
+            "Stop after the frame being predicted (a Run, or the re-proposal after a review)"
+        )
         self._cancel_button.setEnabled(False)
         self._propagate = QCheckBox("Propagate corrections (optical flow)")
         self._propagate.setToolTip(
@@ -80,3 +82,7 @@ class RunSection(ProgressMixin, QGroupBox):
     def set_running(self, running: bool) -> None:
         self._run_button.setEnabled(not running)
         self._cancel_button.setEnabled(running)
+
+    def set_cancellable(self, cancellable: bool) -> None:
+        """Cancel alone (a re-proposal after a review works; Run stays available)."""
+        self._cancel_button.setEnabled(cancellable)
