@@ -185,9 +185,7 @@ def test_reviews_queue_and_a_run_waits_never_two_writers(
     assert (layer(viewer, "corrected", 0) == PAINTED + 1).any()
 
 
-def test_cancel_stops_a_re_proposal_and_what_waits(
-    make_napari_viewer, qtbot, small_clip, tmp_path
-):
+def test_cancel_stops_a_re_proposal_and_what_waits(make_napari_viewer, qtbot, small_clip, tmp_path):
     predictor = CarryingPredictor(seconds=0.5)
     viewer, widget = dock_with(make_napari_viewer, qtbot, small_clip, tmp_path, predictor)
     reproposer, run = widget.controller.reproposer, widget.sections.run
