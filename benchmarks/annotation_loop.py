@@ -254,7 +254,7 @@ def pick(ctx: dict, k: int, rule: str, previous: tuple | None) -> list[int]:
     return sorted([*chosen, *pick_frames(uncertainty, k - len(chosen), reviewed)])
 
 
-def _print_row(row: dict[str, Any], seconds: float) -> None:
+def print_row(row: dict[str, Any], seconds: float) -> None:
     cells = "  ".join(f"{name} {100 * m['miou']:.1f}/{100 * m['pixels_to_change']:.2f}%"
                       for name, m in row["variants"].items())  # fmt: skip
     print(f"k={row['k']} T*={row['tstar']}  {cells}  [{seconds:.0f} s]", flush=True)
@@ -272,6 +272,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def clip_context(data: Path, every: int, work: Path) -> dict[str, Any]:
+    """Every ``every``-th frame of the labelled clip ``data`` and what each k's run shares:
+    the clip as a folder of PNGs in ``work`` (the video exports refer to), its frames, their
+    flows (computed once)."""
+    from napari_cliprl.flow import FlowCache
+    from napari_cliprl.io import read_labeled
+
+    seq = read_labeled(data)
+    seq = seq.subset(list(range(0, len(seq), every)))
+    ctx = {"seq": seq, "work": work, "video": write_video(seq, work / "video")}
+    ctx["frames"] = [np.asarray(seq.frames[i]) for i in range(len(seq))]
+    ctx["flows"] = FlowCache(ctx["frames"])
+    return ctx
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.data.is_dir():
@@ -280,29 +295,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from napari_cliprl.flow import FlowCache
-    from napari_cliprl.io import read_labeled
-
     torch.set_num_threads(1)
-    seq = read_labeled(args.data)
-    seq = seq.subset(list(range(0, len(seq), args.every)))
     start = time.perf_counter()
-    report: dict[str, Any] = {"arch": ARCH, "seconds": 0.0, "data": str(args.data),
-                              "every": args.every, "pick": args.pick, "frames": len(seq),
-                              "input_size": list(INPUT_SIZE), "results": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        video = write_video(seq, work / "video")
-        ctx = {"seq": seq, "work": work, "video": video}
-        ctx["frames"] = [np.asarray(seq.frames[i]) for i in range(len(seq))]
-        ctx["flows"] = FlowCache(ctx["frames"])
+        ctx = clip_context(args.data, args.every, Path(tmp))
+        report: dict[str, Any] = {"arch": ARCH, "seconds": 0.0, "data": str(args.data),
+                                  "every": args.every, "pick": args.pick,
+                                  "frames": len(ctx["seq"]), "input_size": list(INPUT_SIZE),
+                                  "results": []}  # fmt: skip
         previous = None
         for k in (int(x) for x in args.ks.split(",")):
             frames = pick(ctx, k, args.pick, previous)
             row, model, alone, variants = run_k(ctx, frames, f"k{k}", args.seed)
             report["results"].append(row)
             previous = (frames, alone)
-            _print_row(row, time.perf_counter() - start)
+            print_row(row, time.perf_counter() - start)
             if k == args.ablation:
                 report["ablation"] = ablation(ctx, frames, args.seed, variants)
     report["seconds"] = time.perf_counter() - start
