@@ -174,14 +174,12 @@ class AnnotatorController(QObject):
         self.reproposer.stop(then=worker.start)
 
     def cancel(self) -> None:
-        """Stop the current run after the frame being predicted; without a run, the
-        re-proposal after a review (and the reviews waiting for one)."""
-        worker = self._run_worker
-        if worker is not None:
-            worker.quit()
-            self.run_progress.emit(self._run_done, 0, "Cancelling…")
-        elif self.reproposer.active:
+        """Stop the run after its current frame; without a run, the re-proposal and what waits."""
+        if self._run_worker is None:
             self.reproposer.stop()
+            return
+        self._run_worker.quit()
+        self.run_progress.emit(self._run_done, 0, "Cancelling…")
 
     def rerun_unreviewed(self, spec: ModelSpec, image: Image | None, propagate: bool) -> None:
         """Predict every frame nobody reviewed yet (reviewed frames keep their labels)."""
