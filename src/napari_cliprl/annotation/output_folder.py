@@ -215,11 +215,19 @@ class OutputFolder:
         """Write each anchor as its frame's label file, then list them reviewed (after
         :meth:`start`; a kill in between leaves them listed unreviewed, never the reverse)."""
         for i, labels in sorted(self._anchors.items()):
-            path = self.out / "labels" / f"{self.names[i]}.png"
-            self._write_labels(path, labels)
+            if not self._holds(i, labels):  # a resumed run leaves an identical file alone
+                self._write_labels(self.out / "labels" / f"{self.names[i]}.png", labels)
             self._written.add(i)
         if self._anchors:
             self.write_manifest()
+
+    def _holds(self, index: int, labels: np.ndarray) -> bool:
+        """Whether frame ``index``'s label file already holds ``labels`` (unreadable: no)."""
+        try:
+            current = self.seed_labels(index)
+        except (DataError, ValueError):
+            return False
+        return current is not None and np.array_equal(current, labels)
 
     def seed_labels(self, index: int) -> np.ndarray | None:
         path = self.out / "labels" / f"{self.names[index]}.png"
