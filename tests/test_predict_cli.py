@@ -535,3 +535,70 @@ def test_manifest_entries_of_other_frames_keep_their_flags(tmp_path):
     assert main(["predict", str(seq), "--out", str(out), *TINY]) == 0
     flags = {f["name"]: f["reviewed"] for f in read_manifest(out)["frames"]}
     assert flags == {"frame000": False, "frame001": False, "extra": True}
+
+
+def _contents(out: Path) -> dict[str, str]:
+    """Everything in OUT but the run's own lock file (rewritten by every run that starts)."""
+    return {k: v for k, v in tree(out).items() if k != ".cliprl.lock"}
+
+
+def _mark_reviewed(out: Path, reviewed: dict[str, bool]) -> None:
+    """A person's hand edit of OUT's manifest: these frames' reviewed flags."""
+    manifest = read_manifest(out)
+    for f in manifest["frames"]:
+        f["reviewed"] = reviewed.get(f["name"], f["reviewed"])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_reviewed_frame_whose_label_is_gone_is_refused_every_time(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=19)
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0
+    _mark_reviewed(out, {"frame002": True})
+    (out / "labels" / "frame002.png").unlink()
+    before = _contents(out)
+    for _ in range(2):  # refused, and the manifest still says why the next time
+        result = cliprl("predict", seq, "--out", out, *TINY)
+        assert_refused(result, out / "labels" / "frame002.png", "marked reviewed", "missing")
+        assert _contents(out) == before
+
+
+def test_a_manifest_listing_a_frame_under_another_index_is_refused(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=20)
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0
+    manifest = read_manifest(out)
+    manifest["frames"].append({"name": "frame001", "index": 3, "reviewed": True})
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = _contents(out)
+    result = cliprl("predict", seq, "--out", out, "--overwrite", *TINY)
+    assert_refused(result, out / "manifest.json", "'frame001' as frame 3", "frame 1")
+    assert _contents(out) == before
+
+
+def test_a_correction_never_silently_replaces_a_different_reviewed_label(tmp_path):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=21)
+    labels = _corrections(tmp_path / "corr", seq, ["frame001"])
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0  # proposals only
+    _mark_reviewed(out, {"frame001": True})  # a person reviewed frame 1's proposal as it is
+    before = _contents(out)
+    args = ["predict", seq, "--out", out, *TINY, "--corrections", tmp_path / "corr"]
+    assert_refused(cliprl(*args), out / "labels" / "frame001.png", "--overwrite")
+    assert _contents(out) == before
+    assert cliprl(*args, "--overwrite").returncode == 0  # named explicitly: replaced
+    np.testing.assert_array_equal(_read_ids(out / "labels" / "frame001.png"), labels["frame001"])
+
+
+def test_a_complete_folder_with_reviewed_frames_predicts_nothing(tmp_path, monkeypatch, capsys):
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=22)
+    _corrections(tmp_path / "corr", seq, ["frame001"])
+    out = tmp_path / "out"
+    args = ["predict", str(seq), "--out", str(out), "--arch", "tiny-test", "--device", "cpu"]
+    args += ["--save-steps"]
+    assert main([*args, "--corrections", str(tmp_path / "corr")]) == 0
+    counter = _Counter(monkeypatch)
+    capsys.readouterr()
+    assert main(args) == 0  # frame 1 is reviewed in OUT now (an anchor, without step files)
+    assert counter.frames == 0
+    assert "4 of 4 frames already written" in capsys.readouterr().err

@@ -29,13 +29,15 @@ What it guarantees about the folder:
 ``anchors`` (frame index -> H x W uint8 labels, e.g. ``cliprl predict --corrections``) are
 reviewed frames: :meth:`write_anchors` writes them as the frames' label files, marked reviewed,
 and the other frames are predicted from them (``annotation.run``); so are frames OUT's own
-manifest marks reviewed.
+manifest marks reviewed. Before anything is written (:mod:`output_checks`), a run refuses a
+manifest that lists a frame of the source under another index, a reviewed frame whose label
+file is gone (when propagating) and, without ``overwrite``, a correction that would replace a
+different reviewed label.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,17 @@ from typing import Any
 import numpy as np
 
 from napari_cliprl.annotation import locking
+from napari_cliprl.annotation.output_checks import (
+    IO_TMP,
+    OutputFolderError,
+    acquire,
+    check_output_folder,
+    listed_elsewhere,
+    missing_reviewed_label,
+    read_own_manifest,
+    same_source,
+)
 from napari_cliprl.files import (
-    TMP_PREFIX,
     FileProblemError,
     read_json,
     remove_stale_temporaries,
@@ -52,7 +63,7 @@ from napari_cliprl.files import (
 )
 from napari_cliprl.io._png import write_png
 from napari_cliprl.io.errors import DataError
-from napari_cliprl.io.export import IGNORE_RGB, encode_labels, make_manifest, validate_manifest
+from napari_cliprl.io.export import IGNORE_RGB, encode_labels, make_manifest
 from napari_cliprl.io.labeled import load_schema_labels
 from napari_cliprl.limits import LimitError
 from napari_cliprl.schemas import LabelSchema
@@ -61,62 +72,6 @@ from napari_cliprl.steps import proposal_keys
 PROPAGATED = "propagated"  # OUT/steps/<this>/labels: the labels carried from reviewed frames
 FRAME = object()  # stands for the frame's pixels among the maps a frame writes
 MANIFEST_EVERY = 50  # frames between manifest updates (the last one is written at the end)
-SUBFOLDERS = ("labels", "left_frames", "steps")
-# Temporary files of an atomic write: ours (files.TMP_PREFIX) and io's ".<name>.<8 chars>.tmp".
-_IO_TMP = re.compile(r"^\.(?P<name>.+\.(png|json))\.[A-Za-z0-9_]{8}\.tmp$")
-
-
-class OutputFolderError(ValueError):
-    """An output folder that must not be written; one line naming it."""
-
-
-def check_output_folder(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
-    """OutputFolderError unless ``out`` may receive predictions of ``inputs`` (the source as
-    given and as opened): it overlaps none of them and is new, empty, or a folder this
-    program wrote (see the module doc)."""
-    out = Path(out)
-    for source in map(Path, inputs):
-        if _same_source(out, source):
-            raise OutputFolderError(
-                f"{out}: --out overlaps the input {source}; write the predictions to a folder "
-                "outside it"
-            )
-    _read_own_manifest(out)
-
-
-def _read_own_manifest(out: Path) -> dict[str, Any] | None:
-    """The manifest of our own folder ``out``; None for a new or empty folder."""
-    if not out.exists():
-        if out.is_symlink():
-            raise OutputFolderError(f"{out}: --out is a broken symbolic link")
-        return None
-    if not out.is_dir():
-        raise OutputFolderError(f"{out}: --out exists and is not a folder")
-    for sub in SUBFOLDERS:
-        path = out / sub
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            raise OutputFolderError(f"{path}: not a folder (a symbolic link or a file)")
-    if not [p for p in out.iterdir() if not _ours_to_ignore(p.name)]:
-        return None
-    file = out / "manifest.json"
-    if not os.path.lexists(file):
-        raise OutputFolderError(
-            f"{out}: --out holds files this program did not write (no manifest.json), e.g. "
-            "ground truth; choose a new or empty folder"
-        )
-    try:
-        return validate_manifest(read_json(file, "manifest"), file)
-    except (FileProblemError, LimitError, DataError) as e:
-        raise OutputFolderError(str(e)) from None
-
-
-def _ours_to_ignore(name: str) -> bool:
-    """Our lock file and temporaries: they do not make a folder someone else's."""
-    return name == locking.LOCK_NAME or _is_temporary(name)
-
-
-def _is_temporary(name: str) -> bool:
-    return name.startswith(TMP_PREFIX) or _IO_TMP.match(name) is not None
 
 
 class OutputFolder:
@@ -191,6 +146,8 @@ class OutputFolder:
         return self.save_steps and self.propagates and not self.is_reviewed(index)
 
     def needs_prediction(self, index: int) -> bool:
+        if self.propagates and self.is_reviewed(index):
+            return False  # an anchor of the propagation: never predicted
         return self.overwrite or not all(p.is_file() for p in self.outputs(index))
 
     def is_reviewed(self, index: int) -> bool:
@@ -241,12 +198,13 @@ class OutputFolder:
         """
         if self.source:
             check_output_folder(self.out, self.source)
-        self._check_same_data(_read_own_manifest(self.out) or {})  # refused: nothing written
+        self._check_same_data(read_own_manifest(self.out) or {})  # refused: nothing written
         self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = _acquire(self.out)
+        self._lock = acquire(self.out)
         try:
-            manifest = _read_own_manifest(self.out) or {}  # again, now that no one else writes
+            manifest = read_own_manifest(self.out) or {}  # again, now that no one else writes
             self._check_same_data(manifest)
+            listed_elsewhere(self.out, manifest.get("frames", []), self.names)
             index_of = {name: i for i, name in enumerate(self.names)}
             self._listed, self._reviewed, self._others = set(), set(), []
             for f in manifest.get("frames", []):
@@ -256,6 +214,9 @@ class OutputFolder:
                 self._listed.add(f["index"])
                 if f.get("reviewed"):
                     self._reviewed.add(f["index"])
+            if self.propagate:  # OUT's reviewed frames are anchors: their labels must be there
+                missing_reviewed_label(self.out, self.names, self._reviewed - set(self._anchors))
+            self._check_corrections()
             self._reviewed |= set(self._anchors)
             labels = self.out / "labels"
             if labels.is_dir():  # label files a killed run wrote after its last manifest
@@ -273,6 +234,17 @@ class OutputFolder:
         except BaseException:
             self.close()
             raise
+
+    def _check_corrections(self) -> None:
+        """Refuse (before anything is written) a correction that would replace a different
+        label OUT's manifest marks reviewed (a person's), unless ``overwrite``."""
+        for i, labels in sorted(self._anchors.items()):
+            if not self.overwrite and i in self._reviewed and not self._holds(i, labels):
+                path = self.out / "labels" / f"{self.names[i]}.png"
+                raise OutputFolderError(
+                    f"{path}: reviewed in this folder and different from the correction given "
+                    f"for frame {i}; pass --overwrite to replace it with the correction"
+                )
 
     def close(self) -> None:
         """Release the folder's lock (idempotent)."""
@@ -357,7 +329,7 @@ class OutputFolder:
         source = str(manifest.get("source") or "")
         if source and manifest.get("frames") and self.source:
             path = Path(source) if Path(source).is_absolute() else self.out / source
-            if not _same_source(path, Path(self.source)):
+            if not same_source(path, Path(self.source)):
                 raise OutputFolderError(
                     f"{self.out}: holds labels of frames from {source}, not {self.source}; "
                     "choose another --out"
@@ -372,23 +344,5 @@ class OutputFolder:
                 continue
             remove_stale_temporaries(folder)
             for path in folder.iterdir():
-                if _IO_TMP.match(path.name) and path.is_file() and not path.is_symlink():
+                if IO_TMP.match(path.name) and path.is_file() and not path.is_symlink():
                     path.unlink(missing_ok=True)
-
-
-def _same_source(a: Path, b: Path) -> bool:
-    """True for one path, or one inside the other (a sequence folder and its left_frames/)."""
-    a, b = a.resolve(), b.resolve()
-    return a == b or a in b.parents or b in a.parents
-
-
-def _acquire(out: Path) -> locking.FolderLock:
-    try:
-        return locking.FolderLock.acquire(out)
-    except locking.FolderBusyError as e:
-        raise OutputFolderError(
-            f"{out}: another process ({locking.describe_holder(e.pid)}) is writing to this "
-            "folder; wait for it or choose another --out"
-        ) from None
-    except OSError as e:
-        raise OutputFolderError(f"{out}: cannot write to this folder ({e.strerror or e})") from e
