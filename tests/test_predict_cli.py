@@ -602,3 +602,19 @@ def test_a_complete_folder_with_reviewed_frames_predicts_nothing(tmp_path, monke
     assert main(args) == 0  # frame 1 is reviewed in OUT now (an anchor, without step files)
     assert counter.frames == 0
     assert "4 of 4 frames already written" in capsys.readouterr().err
+
+
+def test_a_reviewed_label_of_another_size_is_refused_naming_it(tmp_path):
+    from napari_cliprl.io._png import write_png
+
+    seq = write_sample_sequence(tmp_path / "seq", n_frames=4, seed=23)
+    out = tmp_path / "out"
+    assert cliprl("predict", seq, "--out", out, *TINY).returncode == 0
+    _mark_reviewed(out, {"frame002": True})
+    label = out / "labels" / "frame002.png"
+    write_png(label, np.zeros((10, 12, 3), np.uint8), overwrite=True)  # a person's bad edit
+    (out / "labels" / "frame000.png").unlink()
+    before = _contents(out)
+    result = cliprl("predict", seq, "--out", out, *TINY)
+    assert_refused(result, label, "label map is 12x10", "marked reviewed")
+    assert _contents(out) == before

@@ -204,6 +204,7 @@ def _predict(
         overwrite=args.overwrite,
         anchors=anchors,
         propagate=args.propagate,
+        frame_size=tuple(source.shape[1:3]),
     )
     store.start()  # locks OUT, checks it again, writes the manifest before any label
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from napari_cliprl.annotation import locking
 from napari_cliprl.files import TMP_PREFIX, FileProblemError, read_json
+from napari_cliprl.io._png import image_size
 from napari_cliprl.io.errors import DataError
 from napari_cliprl.io.export import validate_manifest
 from napari_cliprl.limits import LimitError
@@ -88,15 +89,32 @@ def listed_elsewhere(out: Path, frames: Iterable[Mapping[str, Any]], names: Sequ
             )
 
 
-def missing_reviewed_label(out: Path, names: Sequence[str], reviewed: Iterable[int]) -> None:
-    """OutputFolderError if a frame the manifest marks reviewed has no label file (an anchor
-    of propagation that is gone: restore it or unmark the frame; nothing is written)."""
+def check_reviewed_labels(
+    out: Path,
+    names: Sequence[str],
+    reviewed: Iterable[int],
+    frame_size: tuple[int, int] | None = None,
+) -> None:
+    """OutputFolderError if a frame the manifest marks reviewed (an anchor of propagation) has
+    no label file (restore it or unmark the frame), or one whose size is not the frames'
+    ``frame_size`` (H, W; read from the PNG header). Nothing is written."""
     for i in sorted(reviewed):
         path = out / "labels" / f"{names[i]}.png"
         if not path.is_file():
             raise OutputFolderError(
                 f"{path}: frame {i} is marked reviewed in manifest.json but this label file is "
                 "missing; restore it, or unmark the frame there"
+            )
+        if frame_size is None:
+            continue
+        try:
+            h, w = image_size(path)
+        except (DataError, FileProblemError, LimitError) as e:
+            raise OutputFolderError(str(e)) from None
+        if (h, w) != tuple(frame_size):
+            raise OutputFolderError(
+                f"{path}: label map is {w}x{h}, the source's frames are "
+                f"{frame_size[1]}x{frame_size[0]} (frame {i} is marked reviewed in manifest.json)"
             )
 
 

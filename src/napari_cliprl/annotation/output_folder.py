@@ -50,8 +50,8 @@ from napari_cliprl.annotation.output_checks import (
     OutputFolderError,
     acquire,
     check_output_folder,
+    check_reviewed_labels,
     listed_elsewhere,
-    missing_reviewed_label,
     read_own_manifest,
     same_source,
 )
@@ -91,6 +91,7 @@ class OutputFolder:
         overwrite: bool = False,
         anchors: Mapping[int, np.ndarray] | None = None,
         propagate: bool = False,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         self.out = Path(out)
         self.schema = schema
@@ -102,6 +103,7 @@ class OutputFolder:
         self.save_frames = save_frames
         self.overwrite = overwrite
         self.propagate = bool(propagate)
+        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self._listed: set[int] = set()
         self._others: list[dict[str, Any]] = []  # manifest entries of names not ours
         self._reviewed: set[int] = set()
@@ -215,7 +217,8 @@ class OutputFolder:
                 if f.get("reviewed"):
                     self._reviewed.add(f["index"])
             if self.propagate:  # OUT's reviewed frames are anchors: their labels must be there
-                missing_reviewed_label(self.out, self.names, self._reviewed - set(self._anchors))
+                mine = self._reviewed - set(self._anchors)
+                check_reviewed_labels(self.out, self.names, mine, self.frame_size)
             self._check_corrections()
             self._reviewed |= set(self._anchors)
             labels = self.out / "labels"
