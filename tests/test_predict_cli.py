@@ -344,10 +344,11 @@ def assert_refused(result: subprocess.CompletedProcess, names: Path, *words: str
 
 
 def _reviewed_export(folder: Path, source: Path, n: int = 4) -> Path:
-    """What the widget's Export writes: labels + frames + a manifest of reviewed frames."""
+    """What the widget's Export writes: labels + frames + a manifest of reviewed frames (at the
+    size of write_sample_sequence's frames, the sources they are exported from)."""
     from napari_cliprl.io.export import make_manifest, write_labels
 
-    clip = synthetic_clip(n_frames=n, size=(64, 80), seed=11)
+    clip = synthetic_clip(n_frames=n, size=(256, 320), seed=11)
     names = [f"frame{k:03d}" for k in range(n)]
     manifest = make_manifest(source, ENDOVIS2018, [(m, k, True) for k, m in enumerate(names)])
     write_labels(
