@@ -27,10 +27,12 @@ class OutputFolderError(ValueError):
     """An output folder that must not be written; one line naming it."""
 
 
-def check_output_folder(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+def check_output_folder(
+    out: str | os.PathLike, *inputs: str | os.PathLike
+) -> dict[str, Any] | None:
     """OutputFolderError unless ``out`` may receive predictions of ``inputs`` (the source as
     given and as opened): it overlaps none of them and is new, empty, or a folder this
-    program wrote (see the module doc)."""
+    program wrote (see the module doc). Returns its manifest (None: new or empty)."""
     out = Path(out)
     for source in map(Path, inputs):
         if same_source(out, source):
@@ -38,7 +40,7 @@ def check_output_folder(out: str | os.PathLike, *inputs: str | os.PathLike) -> N
                 f"{out}: --out overlaps the input {source}; write the predictions to a folder "
                 "outside it"
             )
-    read_own_manifest(out)
+    return read_own_manifest(out)
 
 
 def read_own_manifest(out: Path) -> dict[str, Any] | None:

@@ -199,8 +199,10 @@ class OutputFolder:
         labels.json and schema.json, before any label file; clean a killed run's temporaries.
         """
         if self.source:
-            check_output_folder(self.out, self.source)
-        self._check_same_data(read_own_manifest(self.out) or {})  # refused: nothing written
+            manifest = check_output_folder(self.out, self.source)
+        else:
+            manifest = read_own_manifest(self.out)
+        self._check_same_data(manifest or {})  # refused: nothing written
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = acquire(self.out)
         try:
